@@ -1,0 +1,1 @@
+"""Rectify: the four services and the code they share (``services.common``)."""

@@ -1,0 +1,1 @@
+"""``rectify``: the operator's one command-line entry point."""

@@ -1,0 +1,207 @@
+"""``rectify``: the one command-line entry point for operators.
+
+rectify up                 the whole system on this machine, with demo data; Ctrl-C stops it
+rectify serve PROCESS      run one process (what docker-compose.yml and `up` start)
+rectify schemas [--check]  regenerate docs/events/*.json and docs/asyncapi.yaml
+rectify agency add ...     provision an agency and print its new API key
+rectify seed               file demo complaints through a running intake API
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.processes import PROCESSES
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+agency_app = typer.Typer(no_args_is_help=True, help="Agencies and their API keys")
+app.add_typer(agency_app, name="agency")
+console = Console()
+REPO = Path(__file__).resolve().parents[2]
+
+
+@app.command()
+def serve(process: Annotated[str, typer.Argument(help=f"one of: {', '.join(PROCESSES)}")]) -> None:
+    """Run one process in the foreground. Configuration comes from the environment (see docs/configuration.md)."""
+    if process not in PROCESSES:
+        console.print(f"[red]unknown process {process!r}[/red]; choose one of: {', '.join(PROCESSES)}")
+        raise typer.Exit(2)
+    PROCESSES[process].load()()
+
+
+@app.command()
+def schemas(check: Annotated[bool, typer.Option(help="only check; exit 1 when stale")] = False) -> None:
+    """Regenerate the JSON Schemas and the AsyncAPI document from the event contracts."""
+    from services.common import schemas as gen
+
+    docs = REPO / "docs"
+    if check:
+        stale = gen.stale(docs)
+        if stale:
+            console.print(f"[red]stale:[/red] {', '.join(stale)} (run: rectify schemas)")
+            raise typer.Exit(1)
+        console.print("schemas are current")
+        return
+    changed = gen.write(docs)
+    console.print(f"{len(changed)} file(s) written" if changed else "schemas are current")
+
+
+@agency_app.command("add")
+def agency_add(
+    agency_id: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Option(help="display name")],
+    role: Annotated[str, typer.Option(help="channel, supervisor or unit")],
+    channel: Annotated[str | None, typer.Option(help="for a filing channel: hotline_12345, gov_portal, ...")] = None,
+    unit: Annotated[str | None, typer.Option(help="for a unit: the unit id it acts for")] = None,
+) -> None:
+    """Create an agency (or update it) and print a new API key. The key is shown once; only its hash is kept."""
+    from services.common.contracts import Role
+    from services.common.settings import get_settings
+    from services.intake.admin import add_agency
+
+    key = asyncio.run(add_agency(get_settings().database_url, agency_id, name, Role(role), channel, unit))
+    console.print(key)
+
+
+@app.command()
+def seed(
+    intake: Annotated[str, typer.Option(help="intake API base URL")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(envvar="RECTIFY_API_KEY", help="a filing channel's API key")] = "",
+    count: Annotated[int, typer.Option(min=1, max=100_000)] = 20,
+) -> None:
+    """File demo complaints through a running intake API."""
+    from services.cli.seed import file_demo_complaints
+
+    if not key:
+        console.print("[red]--key (or RECTIFY_API_KEY) is required[/red]")
+        raise typer.Exit(2)
+    answers = file_demo_complaints(intake, key, count)
+    console.print(f"filed {len(answers)} complaints, e.g. case {answers[0]['case_id']}")
+
+
+@app.command()
+def up(
+    intake_port: Annotated[int, typer.Option(help="intake API port (a free one if taken)")] = 8000,
+    public_port: Annotated[int, typer.Option(help="public page port (a free one if taken)")] = 8080,
+    demo: Annotated[int, typer.Option(help="demo complaints to file")] = 12,
+    state_dir: Annotated[Path, typer.Option(help="where the local servers keep data and logs")] = REPO / ".rectify",
+) -> None:
+    """Start the broker, PostgreSQL, every service and the public page on this machine, with demo data.
+
+    Uses KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL when both are set, instead of starting servers.
+    Ctrl-C stops everything this command started, by PID.
+    """
+    from services.cli.local import LocalSystem, run_prepare, stack_module
+    from services.cli.seed import file_demo_complaints
+    from services.intake.admin import provision_demo
+
+    stack = None
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DATABASE_URL"):
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+            "DATABASE_URL": os.environ["DATABASE_URL"],
+        }
+        console.print("using the servers named by KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL")
+    else:
+        stack = stack_module()
+        with console.status("starting the broker (tansu) and PostgreSQL ..."):
+            env = stack.start(state_dir / "stack")
+    env |= {"KAFKA_SESSION_TIMEOUT_MS": os.environ.get("KAFKA_SESSION_TIMEOUT_MS", "6000")}
+    system = LocalSystem(env, state_dir / "logs")
+
+    def shutdown(*_: object) -> None:
+        console.print("\nstopping ...")
+        system.stop_all()
+        if stack is not None:
+            stack.stop(state_dir / "stack")
+        console.print("stopped everything this command started")
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        with console.status("migrating schemas and creating topics ..."):
+            run_prepare(env)
+        with console.status("starting the services ..."):
+            for i, name in enumerate(PROCESSES):
+                port = {"intake-api": intake_port, "publicity-web": public_port}.get(name)
+                system.start(name, http_port=port, metrics_port=9101 + i)
+            system.wait_http("intake-api")
+            system.wait_http("publicity-web")
+            keys = asyncio.run(provision_demo(env["DATABASE_URL"]))
+            (state_dir / "demo-keys.json").write_text(json.dumps(keys, indent=2))
+        if demo:
+            with console.status(f"filing {demo} demo complaints through the intake API ..."):
+                answers = file_demo_complaints(system.url("intake-api"), keys["hotline-12345"], demo)
+                _wait_public(system.url("publicity-web"), {a["case_id"] for a in answers})
+        _print_where(system, env, keys, state_dir)
+        while True:
+            for name, r in list(system.running.items()):
+                if r.popen.poll() is not None:
+                    console.print(f"[red]{name} exited ({r.popen.returncode}); see {r.log}[/red]")
+                    system.running.pop(name)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        shutdown()
+    except Exception:
+        shutdown_err = sys.exc_info()[1]
+        console.print(f"[red]failed: {shutdown_err}[/red]")
+        system.stop_all()
+        if stack is not None:
+            stack.stop(state_dir / "stack")
+        raise typer.Exit(1) from None
+
+
+def _wait_public(public_url: str, case_ids: set[str], timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{public_url}/api/v1/cases", params={"size": 200}, timeout=5)
+        if case_ids <= {c["case_id"] for c in r.json()["cases"]}:
+            return
+        time.sleep(0.2)
+    console.print("[yellow]demo cases not yet on the public page; the workers may still be joining[/yellow]")
+
+
+def _print_where(system: object, env: dict[str, str], keys: dict[str, str], state_dir: Path) -> None:
+    from services.cli.local import LocalSystem
+
+    assert isinstance(system, LocalSystem)
+    table = Table(title="Rectify is running", show_header=True)
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row("public results page", system.url("publicity-web") + "/")
+    table.add_row("public JSON API", system.url("publicity-web") + "/api/v1/cases")
+    table.add_row("intake API docs", system.url("intake-api") + "/docs")
+    for name, r in system.running.items():
+        table.add_row(f"metrics: {name}", f"http://127.0.0.1:{r.metrics_port}/metrics")
+    table.add_row("Kafka bootstrap", env["KAFKA_BOOTSTRAP_SERVERS"])
+    table.add_row("PostgreSQL", env["DATABASE_URL"])
+    table.add_row("logs", str(state_dir / "logs"))
+    console.print(table)
+    console.print(f"demo API key (12345 hotline, a filing channel): [bold]{keys['hotline-12345']}[/bold]")
+    console.print(f"all demo keys (supervisor, units): {state_dir / 'demo-keys.json'}")
+    console.print(
+        "try: curl -X POST -H 'Authorization: Bearer <key>' -H 'Content-Type: application/json' "
+        f"{system.url('intake-api')}/v1/complaints -d @docs/examples/complaint.json"
+    )
+    console.print("Ctrl-C stops everything.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""What every service shares: event contracts, topics, settings, PostgreSQL and Kafka plumbing."""

@@ -1,0 +1,372 @@
+"""The one source of truth for every message that crosses a service boundary.
+
+Each message is a frozen pydantic model with a ``message_type`` and a ``schema_version``.
+On the wire it travels inside an envelope (``EventEnvelope`` for facts, ``CommandEnvelope``
+for requests), serialised as JSON. A change of meaning or a new required field is a new
+version of the payload class plus an upcaster from the old one; old versions are never
+edited in place. ``docs/events/`` and ``docs/asyncapi.yaml`` are generated from here
+(``rectify schemas``) and a test fails when they are stale.
+
+Personal data rule: no payload here carries a complainant's identity or contact. Intake keeps
+those in its own vault and the rest of the system sees only an opaque ``complainant_ref``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------- vocabulary
+
+
+class Role(StrEnum):
+    CHANNEL = "channel"  # a filing channel: 12345 hotline, portal, media, inspection team ...
+    SUPERVISOR = "supervisor"  # 纠风办 / 作风办 / 纪委监委 / 督查室
+    UNIT = "unit"  # a responsible unit (乡镇, 街道, 区直部门)
+    PUBLIC = "public"  # a complainant answering a satisfaction survey through a channel
+    SYSTEM = "system"  # the deadline watcher and other automatic actors
+
+
+class Channel(StrEnum):
+    HOTLINE_12345 = "hotline_12345"
+    GOV_PORTAL = "gov_portal"
+    MEDIA = "media"
+    INSPECTION = "inspection"  # 明察暗访
+    INVITED_INSPECTOR = "invited_inspector"  # 特邀纪检监察员
+    DEPUTY = "deputy"  # 人大代表 / 政协委员
+    PETITION = "petition"  # 信访
+    OPEN311 = "open311"
+
+
+class Severity(StrEnum):
+    URGENT = "urgent"
+    UTILITIES = "utilities"
+    GENERAL = "general"
+    COMPLEX = "complex"
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    DISSATISFIED = "dissatisfied"
+
+
+class CaseStatus(StrEnum):
+    FILED = "filed"
+    ASSIGNED = "assigned"
+    ACKNOWLEDGED = "acknowledged"
+    PLANNED = "planned"
+    RECTIFIED = "rectified"  # rectification submitted, awaiting inspection
+    ACCEPTED = "accepted"
+    PUBLISHED = "published"
+    CLOSED = "closed"
+    DISMISSED = "dismissed"
+    MERGED = "merged"
+
+
+class Actor(Frozen):
+    agency_id: Ident
+    role: Role
+    unit_id: Ident | None = None  # set when role is unit: the unit this agency acts for
+
+
+# ---------------------------------------------------------------------------- payload bases
+
+
+class Message(Frozen):
+    """A payload: the part of a message that carries meaning. Subclasses set the two class vars."""
+
+    message_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+class Command(Message):
+    """A request to change one case; its outcome is an event or a refusal."""
+
+
+class DomainEvent(Message):
+    """A fact, carried in an ``EventEnvelope``."""
+
+
+class CaseEvent(DomainEvent):
+    """A fact about one case, appended to its stream (topic rectify.case.events)."""
+
+
+class SubmissionOutcome(DomainEvent):
+    """Whether a submitted command was applied or refused (topic rectify.submission.outcomes)."""
+
+
+class PublicFact(DomainEvent):
+    """A fact cleared for the public (topic rectify.public.cases)."""
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+class FileComplaint(Command):
+    message_type: ClassVar[str] = "FileComplaint"
+    channel: Channel
+    category: Ident
+    unit_id: Ident  # 被投诉单位, the unit complained about
+    cadre: ShortText | None = None
+    description: Text
+    location: ShortText | None = None
+    happened_on: date | None = None
+    severity: Severity = Severity.GENERAL
+    complainant_ref: Ident  # opaque; the identity stays in intake's vault
+
+
+# ---------------------------------------------------------------------------- case events
+
+
+class CaseFiled(CaseEvent):
+    message_type: ClassVar[str] = "CaseFiled"
+    channel: Channel
+    category: Ident
+    unit_id: Ident
+    cadre: ShortText | None = None
+    description: Text
+    location: ShortText | None = None
+    happened_on: date | None = None
+    severity: Severity
+    complainant_refs: tuple[Ident, ...]
+    filed_at: AwareDatetime
+
+
+# ---------------------------------------------------------------------------- submission outcomes
+
+
+class SubmissionApplied(SubmissionOutcome):
+    """Rectification applied a submitted command; the case is now at ``case_version``."""
+
+    message_type: ClassVar[str] = "SubmissionApplied"
+    submission_id: uuid.UUID
+    case_id: Ident
+    case_version: int = Field(ge=1)
+    events: tuple[str, ...]
+
+
+class SubmissionRefused(SubmissionOutcome):
+    """Rectification refused a submitted command; ``reason`` says why in words a person can act on."""
+
+    message_type: ClassVar[str] = "SubmissionRefused"
+    submission_id: uuid.UUID
+    case_id: Ident
+    reason: ShortText
+    code: Ident
+
+
+# ---------------------------------------------------------------------------- public facts
+
+
+class TimelineEntry(Frozen):
+    step: Ident
+    at: AwareDatetime
+
+
+class PublicCaseChanged(PublicFact):
+    """The public view of one case after one of its events: allow-listed fields only.
+
+    This is the only payload the publicity service consumes. It never holds a complainant's
+    identity or contact, internal notes, or free text the supervisor has not approved.
+    """
+
+    message_type: ClassVar[str] = "PublicCaseChanged"
+    case_id: Ident
+    status: CaseStatus
+    category: Ident
+    unit_id: Ident
+    responsible_unit_id: Ident | None = None
+    filed_at: AwareDatetime
+    deadline: AwareDatetime | None = None
+    redo_count: int = Field(0, ge=0)
+    problem_summary: Text | None = None  # only as approved at publication
+    result_summary: Text | None = None  # only as approved at publication
+    exposed: bool = False
+    entry: TimelineEntry
+
+
+# ---------------------------------------------------------------------------- envelopes
+
+
+class EventEnvelope(Frozen):
+    """A fact on the wire. ``stream_id`` is the case id; ``stream_version`` its place in the case's stream."""
+
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int = Field(ge=1)
+    stream_id: Ident
+    stream_version: int = Field(ge=1)
+    occurred_at: AwareDatetime
+    recorded_at: AwareDatetime
+    actor: Actor
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    payload: DomainEvent
+
+
+class CommandEnvelope(Frozen):
+    """A command on the wire. ``command_id`` is the intake submission id, the idempotency key downstream."""
+
+    command_id: uuid.UUID
+    command_type: str
+    schema_version: int = Field(ge=1)
+    case_id: Ident
+    issued_at: AwareDatetime
+    actor: Actor
+    correlation_id: uuid.UUID
+    payload: Command
+
+
+# ---------------------------------------------------------------------------- registry and codec
+
+MESSAGE_CLASSES: tuple[type[Message], ...] = (
+    FileComplaint,
+    CaseFiled,
+    SubmissionApplied,
+    SubmissionRefused,
+    PublicCaseChanged,
+)
+
+REGISTRY: dict[tuple[str, int], type[Message]] = {(c.message_type, c.schema_version): c for c in MESSAGE_CLASSES}
+LATEST: dict[str, int] = {}
+for _cls in MESSAGE_CLASSES:
+    LATEST[_cls.message_type] = max(LATEST.get(_cls.message_type, 0), _cls.schema_version)
+
+# (message_type, from_version) -> function turning that version's payload dict into the next version's.
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class ContractError(ValueError):
+    """A message that does not fit the contract; ``reason`` names what and why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def parse_payload(message_type: str, schema_version: int, data: Any) -> Message:
+    """Validate ``data`` as ``message_type`` at ``schema_version``, upcast to the latest version."""
+    latest = LATEST.get(message_type)
+    if latest is None:
+        raise ContractError("unknown_type", f"unknown message type {message_type!r}")
+    if not isinstance(schema_version, int) or not 1 <= schema_version <= latest:
+        raise ContractError("unknown_version", f"{message_type} has no schema version {schema_version!r}")
+    if not isinstance(data, dict):
+        raise ContractError("invalid_payload", "payload must be a JSON object")
+    version = schema_version
+    while version < latest:
+        step = UPCASTERS.get((message_type, version))
+        if step is None:
+            raise ContractError("unknown_version", f"no upcaster for {message_type} v{version}")
+        data = step(data)
+        version += 1
+    try:
+        return REGISTRY[(message_type, latest)].model_validate(data)
+    except ValidationError as exc:
+        raise ContractError("invalid_payload", _first_error(exc)) from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    return f"{where}: {err['msg']}"
+
+
+def _envelope_dict(envelope: BaseModel, payload: Message, type_key: str) -> dict[str, Any]:
+    body = envelope.model_dump(mode="json", exclude={"payload"})
+    body[type_key] = payload.message_type
+    body["schema_version"] = payload.schema_version
+    body["payload"] = payload.model_dump(mode="json")
+    return body
+
+
+def encode_event(envelope: EventEnvelope) -> bytes:
+    return orjson.dumps(_envelope_dict(envelope, envelope.payload, "event_type"))
+
+
+def encode_command(envelope: CommandEnvelope) -> bytes:
+    return orjson.dumps(_envelope_dict(envelope, envelope.payload, "command_type"))
+
+
+def _load(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError("bad_json", f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContractError("bad_json", "a message must be a JSON object")
+    return data
+
+
+def _decode(raw: bytes | str | dict[str, Any], cls: type[BaseModel], type_key: str, base: type[Message]) -> Any:
+    data = _load(raw)
+    payload = parse_payload(str(data.get(type_key)), data.get("schema_version"), data.get("payload"))  # type: ignore[arg-type]
+    if not isinstance(payload, base):
+        raise ContractError("unknown_type", f"{payload.message_type} is not a {base.__name__}")
+    fields = {k: v for k, v in data.items() if k != "payload"}
+    fields[type_key] = payload.message_type
+    fields["schema_version"] = payload.schema_version
+    try:
+        return cls.model_validate({**fields, "payload": payload})
+    except ValidationError as exc:
+        raise ContractError("invalid_envelope", _first_error(exc)) from exc
+
+
+def decode_event(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
+    env: EventEnvelope = _decode(raw, EventEnvelope, "event_type", DomainEvent)
+    return env
+
+
+def decode_command(raw: bytes | str | dict[str, Any]) -> CommandEnvelope:
+    env: CommandEnvelope = _decode(raw, CommandEnvelope, "command_type", Command)
+    return env
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def wrap_event(
+    payload: DomainEvent,
+    *,
+    stream_id: str,
+    stream_version: int,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    actor: Actor,
+    correlation_id: uuid.UUID,
+    causation_id: uuid.UUID | None,
+    event_id: uuid.UUID | None = None,
+) -> EventEnvelope:
+    return EventEnvelope(
+        event_id=event_id or new_id(),
+        event_type=payload.message_type,
+        schema_version=payload.schema_version,
+        stream_id=stream_id,
+        stream_version=stream_version,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+        actor=actor,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        payload=payload,
+    )

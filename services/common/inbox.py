@@ -1,0 +1,179 @@
+"""The idempotent consumer: one PostgreSQL transaction per polled batch.
+
+A batch is decoded; messages that cannot be decoded (bad JSON, unknown type or version,
+invalid fields, oversized) are poison and go to the dead-letter topic through the outbox,
+counted. The rest are deduplicated against ``processed_messages`` and applied by the
+service's handler in the same transaction, so a redelivered message changes nothing and a
+crash between commit and the Kafka offset commit is harmless.
+
+A handler error on a batch is retried record by record; a record that still fails is
+dead-lettered, so one bad message never stops its partition. Connection errors are not the
+message's fault: they propagate and the batch is redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import asyncpg
+import orjson
+
+from services.common.contracts import ContractError
+from services.common.metrics import DEAD_LETTERS, DUPLICATES_SKIPPED, HANDLER_ERRORS, HANDLER_SECONDS, MESSAGES_CONSUMED
+from services.common.topics import DEAD_LETTERS as DLQ_TOPIC
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+TRANSIENT = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded(Generic[M]):
+    record: Record
+    message: M
+
+
+Handler = Callable[[asyncpg.Connection, list[Decoded[M]]], Awaitable[None]]
+
+
+class Inbox(Generic[M]):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        service: str,
+        decode: Callable[[bytes], M],
+        message_id: Callable[[M], uuid.UUID],
+        handle: Handler[M],
+        max_message_bytes: int = 1024 * 1024,
+    ) -> None:
+        self.pool = pool
+        self.service = service
+        self.decode = decode
+        self.message_id = message_id
+        self.handle = handle
+        self.max_message_bytes = max_message_bytes
+
+    def _split(self, records: Sequence[Record]) -> tuple[list[Decoded[M]], list[tuple[Record, str, str]]]:
+        good: list[Decoded[M]] = []
+        poison: list[tuple[Record, str, str]] = []
+        for record in records:
+            if len(record.value) > self.max_message_bytes:
+                poison.append((record, "oversized", f"{len(record.value)} bytes > {self.max_message_bytes}"))
+                continue
+            try:
+                good.append(Decoded(record, self.decode(record.value)))
+            except ContractError as exc:
+                poison.append((record, exc.code, exc.reason))
+        return good, poison
+
+    async def process(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        good, poison = self._split(records)
+        topic = records[0].topic
+        started = time.perf_counter()
+        try:
+            await self._apply(good, poison)
+        except TRANSIENT:
+            raise
+        except Exception:
+            HANDLER_ERRORS.labels(self.service, topic).inc()
+            log.exception("batch failed; retrying record by record", extra={"topic": topic, "size": len(records)})
+            await self._apply_one_by_one(good, poison)
+        HANDLER_SECONDS.labels(self.service, topic).observe(time.perf_counter() - started)
+        MESSAGES_CONSUMED.labels(self.service, topic).inc(len(records))
+
+    async def _apply_one_by_one(self, good: list[Decoded[M]], poison: list[tuple[Record, str, str]]) -> None:
+        await self._apply([], poison)
+        for item in good:
+            try:
+                await self._apply([item], [])
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                log.exception("message failed; dead-lettering it", extra={"offset": item.record.offset})
+                await self._apply([], [(item.record, "handler_error", f"{type(exc).__name__}: {exc}"[:500])])
+
+    async def _apply(self, good: list[Decoded[M]], poison: list[tuple[Record, str, str]]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await self._claim(conn, good)
+            if fresh:
+                await self.handle(conn, fresh)
+            if poison:
+                await self._dead_letter(conn, poison)
+
+    async def _claim(self, conn: asyncpg.Connection, good: list[Decoded[M]]) -> list[Decoded[M]]:
+        if not good:
+            return []
+        ids = [self.message_id(d.message) for d in good]
+        rows = await conn.fetch(
+            "INSERT INTO processed_messages (message_id, topic) SELECT * FROM unnest($1::uuid[], $2::text[]) "
+            "ON CONFLICT DO NOTHING RETURNING message_id",
+            ids,
+            [d.record.topic for d in good],
+        )
+        claimed = {r["message_id"] for r in rows}
+        fresh: list[Decoded[M]] = []
+        for mid, item in zip(ids, good, strict=True):
+            if mid in claimed:
+                claimed.discard(mid)  # a duplicate inside the same batch is skipped too
+                fresh.append(item)
+        skipped = len(good) - len(fresh)
+        if skipped:
+            DUPLICATES_SKIPPED.labels(self.service, good[0].record.topic).inc(skipped)
+        return fresh
+
+    async def _dead_letter(self, conn: asyncpg.Connection, poison: list[tuple[Record, str, str]]) -> None:
+        for r, code, reason in poison:
+            new = await conn.fetchval(
+                "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, value, code, reason) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING "
+                "RETURNING id",
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key.decode(errors="replace") if r.key else None,
+                r.value,
+                code,
+                reason,
+            )
+            if new is None:
+                continue  # this very record was dead-lettered before its offset was committed
+            headers = {
+                "x-source-topic": r.topic,
+                "x-source-partition": r.partition,
+                "x-source-offset": r.offset,
+                "x-error-code": code,
+                "x-error-reason": reason,
+                "x-consumer": self.service,
+            }
+            await conn.execute(
+                "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
+                DLQ_TOPIC.name,
+                r.topic,
+                r.value[: 1024 * 1024 - 4096],
+                orjson.dumps(headers).decode(),
+            )
+            DEAD_LETTERS.labels(self.service, r.topic, code).inc()
+            log.warning("dead-lettered a message", extra={"topic": r.topic, "offset": r.offset, "code": code})

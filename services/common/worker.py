@@ -1,0 +1,140 @@
+"""Running a service's consuming side as a faust worker.
+
+faust owns the process: its lifecycle, signals, consumer group and rebalancing. Each
+subscription is a faust agent that takes a poll's worth of events (``take_events``) and hands
+them to an ``Inbox``, which applies them in one PostgreSQL transaction. Outbox relays run as
+faust tasks beside the agents. The pool and producer are created in the running loop on
+first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import faust
+from aiokafka import AIOKafkaProducer
+
+from services.common.db import create_pool, migrate
+from services.common.inbox import Inbox, Record
+from services.common.kafka import ensure_topics, make_producer
+from services.common.relay import OutboxRelay
+from services.common.settings import Settings
+from services.common.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def faust_broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def make_app(service: str, settings: Settings) -> faust.App:
+    return faust.App(
+        f"rectify-{service}",
+        broker=faust_broker_url(settings.kafka_bootstrap_servers),
+        web_enabled=False,
+        store="memory://",
+        autodiscover=False,
+        topic_allow_declare=False,  # topics are created explicitly by ensure_topics
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_ms / 3000),
+        stream_buffer_maxsize=max(4096, settings.consumer_batch_size * 2),
+        logging_config=None,
+    )
+
+
+class Runtime:
+    """The process's pool and producer, created once inside faust's running loop."""
+
+    def __init__(self, settings: Settings, service: str, schema: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.schema = schema
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool:
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await create_pool(self.settings.database_url, self.schema, max_size=8)
+            return self._pool
+
+    async def producer(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = make_producer(self.settings.kafka_bootstrap_servers, f"rectify-{self.service}-relay")
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+
+
+def add_batch_agent(
+    app: faust.App,
+    spec: TopicSpec,
+    make_inbox: Callable[[], Awaitable[Inbox[Any]]],
+    settings: Settings,
+) -> None:
+    topic = app.topic(spec.name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    async def consume(stream: faust.StreamT[bytes]) -> None:
+        inbox = await make_inbox()
+        async for events in stream.take_events(settings.consumer_batch_size, within=settings.consumer_batch_window_s):
+            records = [
+                Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value or b"")
+                for e in events
+            ]
+            while True:
+                try:
+                    await inbox.process(records)
+                    break
+                except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as exc:
+                    log.warning("database unavailable; retrying batch", extra={"error": repr(exc)})
+                    await asyncio.sleep(1.0)
+
+    consume.__name__ = f"apply_{spec.name.replace('.', '_').replace('-', '_')}"
+    app.agent(topic, name=f"{app.conf.id}.{consume.__name__}")(consume)
+
+
+def add_outbox_relay(app: faust.App, runtime: Runtime) -> None:
+    async def relay_outbox() -> None:
+        relay = OutboxRelay(
+            await runtime.pool(),
+            await runtime.producer(),
+            service=runtime.service,
+            schema=runtime.schema,
+            idle_wait_s=runtime.settings.outbox_poll_interval_s * 10,
+        )
+        await relay.run()
+
+    app.task(relay_outbox)
+
+
+def run_worker(app: faust.App, loglevel: str = "INFO") -> None:
+    """Hand the process to faust; it returns when the worker stops (SIGTERM, SIGINT)."""
+    worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True)
+    worker.execute_from_commandline()
+
+
+async def prepare(settings: Settings, schema: str, migrations: Path) -> None:
+    """Before serving: apply the service's migrations and make sure every topic exists."""
+    await migrate(settings.database_url, schema, migrations)
+    await ensure_topics(settings.kafka_bootstrap_servers, replication=settings.kafka_replication_factor)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,162 @@
+"""Intake's PostgreSQL adapter: agencies and keys, the complainant vault, submissions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.common.contracts import Actor, Role
+from services.intake.domain import new_api_key, secret_matches, split_api_key
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    agency_id: str
+    name: str
+    role: Role
+    channel: str | None
+    unit_id: str | None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(agency_id=self.agency_id, role=self.role, unit_id=self.unit_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    submission_id: uuid.UUID
+    agency_id: str
+    idempotency_key: str | None
+    request_hash: bytes
+    command_type: str
+    case_id: str
+    status: str
+    code: str | None
+    reason: str | None
+    case_version: int | None
+    received_at: datetime
+    decided_at: datetime | None
+
+
+async def provision_agency(
+    conn: asyncpg.Connection,
+    agency_id: str,
+    name: str,
+    role: Role,
+    *,
+    channel: str | None = None,
+    unit_id: str | None = None,
+) -> str:
+    """Create (or update) an agency and issue it a new API key; the key is returned once and stored hashed."""
+    key, key_id, secret_hash = new_api_key()
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO agencies (agency_id, name, role, channel, unit_id) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (agency_id) DO UPDATE SET name = $2, role = $3, channel = $4, unit_id = $5",
+            agency_id,
+            name,
+            role.value,
+            channel,
+            unit_id,
+        )
+        await conn.execute(
+            "INSERT INTO api_keys (key_id, agency_id, secret_hash) VALUES ($1, $2, $3)", key_id, agency_id, secret_hash
+        )
+    return key
+
+
+async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, api_key: str, now: datetime) -> Agency | None:
+    parts = split_api_key(api_key)
+    if parts is None:
+        return None
+    key_id, secret = parts
+    row = await conn.fetchrow(
+        "SELECT k.secret_hash, k.expires_at, k.revoked_at, a.agency_id, a.name, a.role, a.channel, a.unit_id "
+        "FROM api_keys k JOIN agencies a USING (agency_id) WHERE k.key_id = $1",
+        key_id,
+    )
+    if row is None or not secret_matches(secret, row["secret_hash"]):
+        return None
+    if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
+        return None
+    return Agency(row["agency_id"], row["name"], Role(row["role"]), row["channel"], row["unit_id"])
+
+
+async def next_case_seq(conn: asyncpg.Connection) -> int:
+    seq: int = await conn.fetchval("SELECT nextval('case_number')")
+    return seq
+
+
+async def store_complainant(
+    conn: asyncpg.Connection, ref: str, name: str, phone: str | None, email: str | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO complainants (complainant_ref, name, phone, email) VALUES ($1, $2, $3, $4)",
+        ref,
+        name,
+        phone,
+        email,
+    )
+
+
+async def insert_submission(conn: asyncpg.Connection, s: Submission) -> bool:
+    """False when the agency already used this idempotency key (the caller then reads that submission)."""
+    done = await conn.fetchval(
+        "INSERT INTO submissions (submission_id, agency_id, idempotency_key, request_hash, command_type, case_id,"
+        " received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (agency_id, idempotency_key) DO NOTHING "
+        "RETURNING true",
+        s.submission_id,
+        s.agency_id,
+        s.idempotency_key,
+        s.request_hash,
+        s.command_type,
+        s.case_id,
+        s.received_at,
+    )
+    return bool(done)
+
+
+_SUBMISSION_COLUMNS = (
+    "submission_id, agency_id, idempotency_key, request_hash, command_type, case_id, status, code, reason,"
+    " case_version, received_at, decided_at"
+)
+
+
+async def get_submission(
+    conn: asyncpg.Connection | asyncpg.Pool, agency_id: str, submission_id: uuid.UUID
+) -> Submission | None:
+    row = await conn.fetchrow(
+        f"SELECT {_SUBMISSION_COLUMNS} FROM submissions WHERE submission_id = $1 AND agency_id = $2",
+        submission_id,
+        agency_id,
+    )
+    return Submission(**dict(row)) if row else None
+
+
+async def get_submission_by_key(conn: asyncpg.Connection, agency_id: str, idempotency_key: str) -> Submission | None:
+    row = await conn.fetchrow(
+        f"SELECT {_SUBMISSION_COLUMNS} FROM submissions WHERE agency_id = $1 AND idempotency_key = $2",
+        agency_id,
+        idempotency_key,
+    )
+    return Submission(**dict(row)) if row else None
+
+
+async def record_outcomes(
+    conn: asyncpg.Connection,
+    outcomes: list[tuple[uuid.UUID, str, str | None, str | None, int | None, datetime]],
+) -> None:
+    """(submission id, status, code, reason, case version, decided at) for each decided submission."""
+    if not outcomes:
+        return
+    await conn.execute(
+        "UPDATE submissions s SET status = o.status, code = o.code, reason = o.reason, case_version = o.case_version,"
+        " decided_at = o.decided_at "
+        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[])"
+        " AS o(submission_id, status, code, reason, case_version, decided_at) "
+        "WHERE s.submission_id = o.submission_id",
+        *[list(col) for col in zip(*outcomes, strict=True)],
+    )

@@ -1,0 +1,257 @@
+"""Intake's HTTP API for integrating agencies. OpenAPI at /openapi.json, interactive docs at /docs."""
+
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+import asyncpg
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.common import http
+from services.common.contracts import CommandEnvelope, FileComplaint, Role
+from services.common.db import create_pool
+from services.common.outbox import OutgoingMessage, enqueue
+from services.common.reference import reference
+from services.common.topics import COMMANDS
+from services.intake.adapters import repository as repo
+from services.intake.adapters.repository import Agency, Submission
+from services.intake.domain import ComplaintRequest, case_number, complainant_ref, fingerprint
+
+MAX_BODY_BYTES = 64 * 1024
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+class SubmissionOut(BaseModel):
+    submission_id: uuid.UUID
+    case_id: str
+    command: str
+    status: str  # received | applied | refused
+    code: str | None = None
+    reason: str | None = None
+    case_version: int | None = None
+    received_at: datetime
+    decided_at: datetime | None = None
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, s: Submission) -> Self:
+        return cls(
+            submission_id=s.submission_id,
+            case_id=s.case_id,
+            command=s.command_type,
+            status=s.status,
+            code=s.code,
+            reason=s.reason,
+            case_version=s.case_version,
+            received_at=s.received_at,
+            decided_at=s.decided_at,
+            links={"self": f"/v1/submissions/{s.submission_id}"},
+        )
+
+
+class ProblemOut(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemOut, "content": {"application/problem+json": {}}, "description": desc}
+    for code, desc in {
+        400: "Malformed JSON",
+        401: "Missing or invalid API key",
+        403: "This agency's role may not do this",
+        409: "Idempotency key reused with a different body",
+        413: "Body too large",
+        415: "Body is not JSON",
+        422: "A field is missing or invalid; `errors` names each field and the reason",
+    }.items()
+}
+
+
+def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(dsn, "intake", min_size=2, max_size=16)
+        yield
+        await app.state.pool.close()
+
+    app = FastAPI(
+        title="Rectify intake API",
+        version="1.0.0",
+        summary="File complaints and follow their submissions. Every POST is idempotent under Idempotency-Key.",
+        lifespan=lifespan,
+    )
+    http.install(app, "intake")
+
+    def pool(request: Request) -> asyncpg.Pool:
+        p: asyncpg.Pool = request.app.state.pool
+        return p
+
+    async def agency(
+        request: Request,
+        authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+        x_api_key: Annotated[str | None, Header(description="the API key, if not sent as a bearer token")] = None,
+    ) -> Agency:
+        key = x_api_key
+        if authorization and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        if not key:
+            raise http.Problem(401, "Unauthenticated", "send your API key as 'Authorization: Bearer <key>'")
+        found = await repo.authenticate(pool(request), key, clock())
+        if found is None:
+            raise http.Problem(401, "Unauthenticated", "the API key is unknown, expired or revoked")
+        return found
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            await pool(request).fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError):
+            return JSONResponse({"status": "database unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.post(
+        "/v1/complaints",
+        status_code=202,
+        response_model=SubmissionOut,
+        responses=ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ComplaintRequest.model_json_schema()}},
+            }
+        },
+        summary="File a complaint (filing channels only)",
+    )
+    async def file_complaint(
+        request: Request,
+        who: Annotated[Agency, Depends(agency)],
+        idempotency_key: Annotated[
+            str | None, Header(description="Same key and body: same answer. Same key, other body: 409.")
+        ] = None,
+    ) -> JSONResponse:
+        if who.role is not Role.CHANNEL or who.channel is None:
+            raise http.Problem(403, "Forbidden", "only a filing channel may file complaints")
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise http.Problem(
+                422,
+                "Invalid request",
+                "bad Idempotency-Key header",
+                [{"field": "Idempotency-Key", "reason": "1 to 200 printable ASCII characters"}],
+            )
+        body, raw = await http.read_body(request, ComplaintRequest, max_body_bytes)
+        _check_reference(body)
+        digest = fingerprint(raw)
+        now = clock()
+        async with pool(request).acquire() as conn:
+            if idempotency_key is not None:
+                replay = await _replay(conn, who, idempotency_key, digest)
+                if replay is not None:
+                    return replay
+            async with conn.transaction():
+                case_id = case_number(now, await repo.next_case_seq(conn))
+                submission = Submission(
+                    submission_id=uuid.uuid4(),
+                    agency_id=who.agency_id,
+                    idempotency_key=idempotency_key,
+                    request_hash=digest,
+                    command_type=FileComplaint.message_type,
+                    case_id=case_id,
+                    status="received",
+                    code=None,
+                    reason=None,
+                    case_version=None,
+                    received_at=now,
+                    decided_at=None,
+                )
+                if not await repo.insert_submission(conn, submission):
+                    raise _RaceLost
+                ref = complainant_ref()
+                person = body.complainant
+                await repo.store_complainant(conn, ref, person.name, person.phone, person.email)
+                command = CommandEnvelope(
+                    command_id=submission.submission_id,
+                    command_type=FileComplaint.message_type,
+                    schema_version=FileComplaint.schema_version,
+                    case_id=case_id,
+                    issued_at=now,
+                    actor=who.actor,
+                    correlation_id=submission.submission_id,
+                    payload=FileComplaint(
+                        channel=who.channel,  # type: ignore[arg-type]
+                        category=body.category,
+                        unit_id=body.unit_id,
+                        cadre=body.cadre,
+                        description=body.description,
+                        location=body.location,
+                        happened_on=body.happened_on,
+                        severity=body.severity,
+                        complainant_ref=ref,
+                    ),
+                )
+                await enqueue(conn, [OutgoingMessage.command(COMMANDS, command)])
+        return _accepted(submission)
+
+    @app.get(
+        "/v1/submissions/{submission_id}",
+        response_model=SubmissionOut,
+        responses={k: v for k, v in ERRORS.items() if k in (401, 422)}
+        | {404: ERRORS[422] | {"description": "Unknown"}},
+        summary="Where a submission stands: received, then applied (with the case version) or refused (with why)",
+    )
+    async def submission_status(
+        submission_id: uuid.UUID, request: Request, who: Annotated[Agency, Depends(agency)]
+    ) -> SubmissionOut:
+        found = await repo.get_submission(pool(request), who.agency_id, submission_id)
+        if found is None:
+            raise http.Problem(404, "Not found", "no such submission for this agency")
+        return SubmissionOut.of(found)
+
+    @app.exception_handler(_RaceLost)
+    async def _race(request: Request, _: _RaceLost) -> JSONResponse:
+        # Two requests with one idempotency key raced; the loser answers as the winner did.
+        return http.Problem(409, "Conflict", "a request with this Idempotency-Key is in progress; retry").response()
+
+    return app
+
+
+def _check_reference(body: ComplaintRequest) -> None:
+    ref = reference()
+    errors = []
+    if body.category not in ref.categories:
+        errors.append({"field": "category", "reason": f"unknown category; one of {', '.join(sorted(ref.categories))}"})
+    if body.unit_id not in ref.units:
+        errors.append({"field": "unit_id", "reason": "unknown unit; see the unit list in the API docs"})
+    if errors:
+        raise http.Problem(422, "Invalid request", "some fields are missing or invalid", errors)
+
+
+class _RaceLost(Exception):
+    pass
+
+
+async def _replay(conn: asyncpg.Connection, who: Agency, key: str, digest: bytes) -> JSONResponse | None:
+    previous = await repo.get_submission_by_key(conn, who.agency_id, key)
+    if previous is None:
+        return None
+    if previous.request_hash != digest:
+        raise http.Problem(409, "Conflict", "this Idempotency-Key was used with a different body")
+    return _accepted(previous)
+
+
+def _accepted(s: Submission) -> JSONResponse:
+    body = SubmissionOut.of(s).model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})

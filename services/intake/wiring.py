@@ -1,0 +1,66 @@
+"""Intake's one wiring module: the HTTP API process and the worker process (outcomes, outbox relay)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import faust
+import uvicorn
+from fastapi import FastAPI
+
+from services.common.contracts import decode_event
+from services.common.inbox import Inbox
+from services.common.metrics import serve_metrics
+from services.common.settings import Settings, get_settings
+from services.common.topics import OUTCOMES
+from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker, utcnow
+from services.intake.entrypoints.http import create_app
+from services.intake.entrypoints.outcomes import apply_outcomes
+
+SERVICE = "intake"
+SCHEMA = "intake"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_http(settings: Settings) -> FastAPI:
+    return create_app(settings.database_url, utcnow)
+
+
+def build_worker(settings: Settings) -> faust.App:
+    app = make_app(SERVICE, settings)
+    runtime = Runtime(settings, SERVICE, SCHEMA)
+
+    async def make_inbox() -> Inbox:  # type: ignore[type-arg]
+        return Inbox(
+            await runtime.pool(),
+            service=SERVICE,
+            decode=decode_event,
+            message_id=lambda e: e.event_id,
+            handle=apply_outcomes,
+        )
+
+    add_batch_agent(app, OUTCOMES, make_inbox, settings)
+    add_outbox_relay(app, runtime)
+    return app
+
+
+def main_http() -> None:
+    settings = get_settings()
+    asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
+    serve_metrics(settings.metrics_port)
+    uvicorn.run(
+        build_http(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+def main_worker() -> None:
+    settings = get_settings()
+    asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
+    serve_metrics(settings.metrics_port)
+    run_worker(build_worker(settings), settings.log_level)

@@ -1,0 +1,1 @@
+"""publicity service."""

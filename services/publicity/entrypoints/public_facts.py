@@ -1,0 +1,23 @@
+"""The consumer edge: public case facts into the publicity projection."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from services.common.contracts import ContractError, EventEnvelope, PublicCaseChanged, decode_event
+from services.common.inbox import Decoded
+from services.publicity.adapters.store import apply_public_facts
+
+
+async def apply_public_batch(conn: asyncpg.Connection, batch: list[Decoded[EventEnvelope]]) -> None:
+    await apply_public_facts(conn, [d.message for d in batch])
+
+
+def decode_public_fact(raw: bytes) -> EventEnvelope:
+    """The allow-list at the door: anything but a PublicCaseChanged is refused (and dead-lettered)."""
+    env = decode_event(raw)
+    if not isinstance(env.payload, PublicCaseChanged):
+        raise ContractError(
+            "not_public", f"{env.event_type} is not a public fact; publicity only reads PublicCaseChanged"
+        )
+    return env

@@ -1,0 +1,80 @@
+"""The event store port, its PostgreSQL adapter and an in-memory fake with the same behaviour."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Protocol
+
+import asyncpg
+import orjson
+
+from services.common.contracts import EventEnvelope, decode_event, encode_event
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the stream first; reload and decide again."""
+
+
+class EventStore(Protocol):
+    async def load(self, stream_ids: Iterable[str]) -> dict[str, list[EventEnvelope]]: ...
+
+    async def append(self, envelopes: list[EventEnvelope]) -> None: ...
+
+
+class PostgresEventStore:
+    """Runs on the caller's connection so appends share the caller's transaction (and its outbox rows)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def load(self, stream_ids: Iterable[str]) -> dict[str, list[EventEnvelope]]:
+        rows = await self.conn.fetch(
+            "SELECT stream_id, envelope::text AS envelope FROM events WHERE stream_id = ANY($1::text[]) "
+            "ORDER BY stream_id, stream_version",
+            list(set(stream_ids)),
+        )
+        streams: dict[str, list[EventEnvelope]] = defaultdict(list)
+        for row in rows:
+            streams[row["stream_id"]].append(decode_event(row["envelope"]))
+        return dict(streams)
+
+    async def append(self, envelopes: list[EventEnvelope]) -> None:
+        if not envelopes:
+            return
+        try:
+            async with self.conn.transaction():
+                await self.conn.execute(
+                    "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,"
+                    " occurred_at, recorded_at, envelope) "
+                    "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[],"
+                    " $6::timestamptz[], $7::timestamptz[], $8::jsonb[])",
+                    [e.event_id for e in envelopes],
+                    [e.stream_id for e in envelopes],
+                    [e.stream_version for e in envelopes],
+                    [e.event_type for e in envelopes],
+                    [e.schema_version for e in envelopes],
+                    [e.occurred_at for e in envelopes],
+                    [e.recorded_at for e in envelopes],
+                    [encode_event(e).decode() for e in envelopes],
+                )
+        except asyncpg.UniqueViolationError as exc:
+            raise ConcurrencyConflict(str(exc)) from exc
+
+
+class InMemoryEventStore:
+    def __init__(self) -> None:
+        self.streams: dict[str, list[EventEnvelope]] = defaultdict(list)
+
+    async def load(self, stream_ids: Iterable[str]) -> dict[str, list[EventEnvelope]]:
+        return {s: list(self.streams[s]) for s in set(stream_ids) if self.streams.get(s)}
+
+    async def append(self, envelopes: list[EventEnvelope]) -> None:
+        staged: dict[str, int] = {}
+        for e in envelopes:
+            current = staged.get(e.stream_id, len(self.streams[e.stream_id]))
+            if e.stream_version != current + 1:
+                raise ConcurrencyConflict(f"{e.stream_id}: expected version {current + 1}, got {e.stream_version}")
+            staged[e.stream_id] = e.stream_version
+        for e in envelopes:
+            self.streams[e.stream_id].append(decode_event(orjson.loads(encode_event(e))))

@@ -1,0 +1,1 @@
+"""Pure domain rules of the rectification service: working-day calendar and time limits."""

@@ -1,0 +1,48 @@
+"""Rectification's one wiring module: the only place that knows its real adapters."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import faust
+
+from services.common.contracts import decode_command
+from services.common.inbox import Inbox
+from services.common.metrics import serve_metrics
+from services.common.reference import reference
+from services.common.settings import Settings, get_settings
+from services.common.topics import COMMANDS
+from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker, utcnow
+from services.rectification.entrypoints.commands import command_handler
+
+SERVICE = "rectification"
+SCHEMA = "rectification"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_app(settings: Settings) -> faust.App:
+    app = make_app(SERVICE, settings)
+    runtime = Runtime(settings, SERVICE, SCHEMA)
+    ref = reference()
+    handle = command_handler(utcnow, frozenset(ref.units), frozenset(ref.categories))
+
+    async def make_inbox() -> Inbox:  # type: ignore[type-arg]
+        return Inbox(
+            await runtime.pool(),
+            service=SERVICE,
+            decode=decode_command,
+            message_id=lambda c: c.command_id,
+            handle=handle,
+        )
+
+    add_batch_agent(app, COMMANDS, make_inbox, settings)
+    add_outbox_relay(app, runtime)
+    return app
+
+
+def main() -> None:
+    settings = get_settings()
+    asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
+    serve_metrics(settings.metrics_port)
+    run_worker(build_app(settings), settings.log_level)
