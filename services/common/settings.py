@@ -24,8 +24,6 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: float = Field(0.05, gt=0, description="longest wait of an idle outbox relay")
     consumer_batch_size: int = Field(2000, ge=1, description="events taken per projection transaction")
     consumer_batch_window_s: float = Field(0.05, gt=0, description="longest wait to fill a batch")
-    public_base_url: str = Field("http://127.0.0.1:8080", description="public page's external URL, for links")
-    demo_api_key: str | None = Field(None, description="if set, intake provisions this key for the demo agencies")
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,5 @@
 """Intake's HTTP API for integrating agencies. OpenAPI at /openapi.json, interactive docs at /docs."""
 
-
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable

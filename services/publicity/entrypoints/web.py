@@ -1,6 +1,5 @@
 """The public results page and its JSON API. Server-rendered, works without JavaScript."""
 
-
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

@@ -1,0 +1,146 @@
+"""Intake's HTTP API on the real PostgreSQL: durable before 202, idempotent, strict, scoped to the agency."""
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+import pytest
+
+from services.common.contracts import Role, decode_command
+from services.common.db import migrate
+from services.intake.adapters.repository import provision_agency
+from services.intake.entrypoints.http import create_app
+from tests.integration.conftest import SERVICES
+
+pytestmark = pytest.mark.integration
+BODY = {
+    "category": "inaction",
+    "unit_id": "meiwan",
+    "description": "路灯坏了三个月无人修",
+    "complainant": {"name": "王小明", "phone": "13912345678"},
+}
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient, pool: asyncpg.Pool, keys: dict[str, str]) -> None:
+        self.client, self.pool, self.keys = client, pool, keys
+
+    async def post(self, who: str, body: object = BODY, key: str | None = None, raw: bytes | None = None):  # type: ignore[no-untyped-def]
+        headers = {"Authorization": f"Bearer {self.keys[who]}", "Content-Type": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
+        return await self.client.post(
+            "/v1/complaints", content=raw if raw is not None else json.dumps(body), headers=headers
+        )
+
+    async def counts(self) -> tuple[int, int, int]:
+        return (
+            await self.pool.fetchval("SELECT count(*) FROM submissions"),
+            await self.pool.fetchval("SELECT count(*) FROM complainants"),
+            await self.pool.fetchval("SELECT count(*) FROM outbox"),
+        )
+
+
+@pytest.fixture
+async def api(dsn: str) -> AsyncIterator[Api]:
+    await migrate(dsn, "intake", SERVICES / "intake" / "migrations")
+    app = create_app(dsn, lambda: datetime.now(UTC), max_body_bytes=8 * 1024)
+    async with app.router.lifespan_context(app):
+        pool = app.state.pool
+        async with pool.acquire() as conn:
+            keys = {
+                "hotline": await provision_agency(conn, "hotline", "12345", Role.CHANNEL, channel="hotline_12345"),
+                "portal": await provision_agency(conn, "portal", "portal", Role.CHANNEL, channel="gov_portal"),
+                "office": await provision_agency(conn, "office", "纠风办", Role.SUPERVISOR),
+            }
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield Api(client, pool, keys)
+
+
+async def test_202_only_after_everything_is_stored(api: Api) -> None:
+    r = await api.post("hotline")
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["status"] == "received" and body["case_id"].startswith("RC-")
+    assert r.headers["location"] == f"/v1/submissions/{body['submission_id']}"
+    assert await api.counts() == (1, 1, 1)
+    row = await api.pool.fetchrow("SELECT topic, key, value FROM outbox")
+    command = decode_command(row["value"])
+    assert row["topic"] == "rectify.intake.commands.v1" and row["key"] == body["case_id"]
+    assert command.actor.agency_id == "hotline" and command.payload.channel == "hotline_12345"  # type: ignore[attr-defined]
+    assert b"13912345678" not in row["value"] and "王小明".encode() not in row["value"]
+
+
+async def test_idempotency_same_body_same_answer_other_body_409(api: Api) -> None:
+    first = await api.post("hotline", key="k-1")
+    again = await api.post("hotline", key="k-1")
+    assert again.status_code == 202 and again.json()["submission_id"] == first.json()["submission_id"]
+    other = await api.post("hotline", BODY | {"description": "另一件事"}, key="k-1")
+    assert other.status_code == 409 and other.headers["content-type"] == "application/problem+json"
+    assert (await api.post("portal", key="k-1")).json()["submission_id"] != first.json()["submission_id"]
+    assert await api.counts() == (2, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (BODY | {"unit_id": "atlantis"}, 422, "unit_id"),
+        (BODY | {"category": "gossip"}, 422, "category"),
+        (BODY | {"admin": True}, 422, "admin"),
+        ({k: v for k, v in BODY.items() if k != "complainant"}, 422, "complainant"),
+        (BODY | {"complainant": {"name": "x", "phone": "<script>"}}, 422, "complainant.phone"),
+        (BODY | {"description": 5}, 422, "description"),
+    ],
+)
+async def test_bad_input_names_the_field_and_stores_nothing(api: Api, body: dict, status: int, field: str) -> None:  # type: ignore[type-arg]
+    r = await api.post("hotline", body)
+    assert r.status_code == status
+    problem = r.json()
+    assert r.headers["content-type"] == "application/problem+json"
+    assert field in {e["field"] for e in problem["errors"]}
+    assert await api.counts() == (0, 0, 0)
+
+
+async def test_malformed_oversized_and_wrong_type_bodies(api: Api) -> None:
+    assert (await api.post("hotline", raw=b"{oops")).status_code == 400
+    assert (await api.post("hotline", raw=b"{" + b" " * 9000 + b"}")).status_code == 413
+    r = await api.client.post(
+        "/v1/complaints", content=b"a=b", headers={"Authorization": f"Bearer {api.keys['hotline']}"}
+    )
+    assert r.status_code == 415
+    assert await api.counts() == (0, 0, 0)
+
+
+async def test_credentials_and_roles(api: Api) -> None:
+    assert (await api.client.post("/v1/complaints", json=BODY)).status_code == 401
+    bad = await api.client.post("/v1/complaints", json=BODY, headers={"Authorization": "Bearer rk_nope_nope"})
+    assert bad.status_code == 401 and "detail" in bad.json()
+    forged = api.keys["hotline"][:-2] + "xx"
+    assert (await api.client.post("/v1/complaints", json=BODY, headers={"X-API-Key": forged})).status_code == 401
+    assert (await api.post("office")).status_code == 403
+    await api.pool.execute("UPDATE api_keys SET revoked_at = now() WHERE agency_id = 'portal'")
+    assert (await api.post("portal")).status_code == 401
+    assert await api.counts() == (0, 0, 0)
+
+
+async def test_an_agency_sees_only_its_own_submissions(api: Api) -> None:
+    sid = (await api.post("hotline")).json()["submission_id"]
+    own = await api.client.get(f"/v1/submissions/{sid}", headers={"Authorization": f"Bearer {api.keys['hotline']}"})
+    assert own.status_code == 200 and own.json()["status"] == "received"
+    other = await api.client.get(f"/v1/submissions/{sid}", headers={"Authorization": f"Bearer {api.keys['portal']}"})
+    assert other.status_code == 404
+    junk = await api.client.get(
+        "/v1/submissions/not-a-uuid", headers={"Authorization": f"Bearer {api.keys['hotline']}"}
+    )
+    assert junk.status_code == 422 and junk.json()["errors"][0]["field"] == "path.submission_id"
+
+
+async def test_openapi_documents_the_strict_body(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    op = doc["paths"]["/v1/complaints"]["post"]
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["additionalProperties"] is False
+    assert {"202", "401", "409", "422"} <= set(op["responses"])

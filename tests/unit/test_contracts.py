@@ -1,0 +1,123 @@
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from services.common import contracts as c
+from services.common.contracts import ContractError
+
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+
+
+def filed_envelope() -> c.EventEnvelope:
+    payload = c.CaseFiled(
+        channel=c.Channel.HOTLINE_12345,
+        category="inaction",
+        unit_id="meiwan",
+        description="路灯坏了三个月无人修",
+        severity=c.Severity.GENERAL,
+        complainant_refs=("cp-1",),
+        filed_at=NOW,
+    )
+    return c.wrap_event(
+        payload,
+        stream_id="RC-20261123-000001",
+        stream_version=1,
+        occurred_at=NOW,
+        recorded_at=NOW,
+        actor=c.Actor(agency_id="hotline-12345", role=c.Role.CHANNEL),
+        correlation_id=uuid.uuid4(),
+        causation_id=None,
+    )
+
+
+def test_event_round_trips_through_json() -> None:
+    env = filed_envelope()
+    assert c.decode_event(c.encode_event(env)) == env
+
+
+def test_wire_form_names_type_and_version() -> None:
+    wire = orjson.loads(c.encode_event(filed_envelope()))
+    assert wire["event_type"] == "CaseFiled"
+    assert wire["schema_version"] == 1
+    assert wire["payload"]["unit_id"] == "meiwan"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda w: w.update(event_type="NoSuchEvent"), "unknown_type"),
+        (lambda w: w.update(schema_version=99), "unknown_version"),
+        (lambda w: w.update(schema_version="1"), "unknown_version"),
+        (lambda w: w["payload"].update(unit_id="bad unit id!"), "invalid_payload"),
+        (lambda w: w["payload"].update(surprise=1), "invalid_payload"),
+        (lambda w: w.update(stream_version=0), "invalid_envelope"),
+        (lambda w: w.update(payload=[1, 2]), "invalid_payload"),
+    ],
+)
+def test_bad_messages_are_refused_with_a_code(mutate, code) -> None:  # type: ignore[no-untyped-def]
+    wire = orjson.loads(c.encode_event(filed_envelope()))
+    mutate(wire)
+    with pytest.raises(ContractError) as err:
+        c.decode_event(orjson.dumps(wire))
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b"", b"\xff\xfe"])
+def test_non_json_is_refused(raw: bytes) -> None:
+    with pytest.raises(ContractError) as err:
+        c.decode_event(raw)
+    assert err.value.code == "bad_json"
+
+
+def test_a_command_is_not_accepted_as_an_event() -> None:
+    wire = orjson.loads(c.encode_event(filed_envelope()))
+    wire["event_type"] = "FileComplaint"
+    with pytest.raises(ContractError):
+        c.decode_event(orjson.dumps(wire))
+
+
+def test_old_versions_are_upcast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 message is read as v2 through its upcaster, never by editing v1."""
+
+    class CaseFiledV2(c.CaseEvent):
+        message_type = "CaseFiled"
+        schema_version = 2
+        unit_id: str
+        source: str
+
+    monkeypatch.setitem(c.REGISTRY, ("CaseFiled", 2), CaseFiledV2)
+    monkeypatch.setitem(c.LATEST, "CaseFiled", 2)
+    monkeypatch.setitem(c.UPCASTERS, ("CaseFiled", 1), lambda d: {"unit_id": d["unit_id"], "source": d["channel"]})
+    env = c.decode_event(c.encode_event(filed_envelope()))
+    assert isinstance(env.payload, CaseFiledV2)
+    assert env.payload.source == "hotline_12345"
+    assert env.schema_version == 2
+
+
+def test_every_message_is_frozen_and_registered_once() -> None:
+    keys = [(m.message_type, m.schema_version) for m in c.MESSAGE_CLASSES]
+    assert len(keys) == len(set(keys))
+    for cls in c.MESSAGE_CLASSES:
+        assert cls.model_config.get("frozen") is True
+        assert cls.model_config.get("extra") == "forbid"
+
+
+PERSONAL = ("name", "phone", "email", "contact", "id_card", "address", "complainant_name")
+
+
+def test_no_contract_carries_personal_data() -> None:
+    """Only an opaque complainant_ref crosses a service boundary; identity and contact stay in intake."""
+
+    def fields_of(model: type) -> set[str]:
+        out = set()
+        for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+            out.add(name)
+            ann = info.annotation
+            if isinstance(ann, type) and hasattr(ann, "model_fields"):
+                out |= fields_of(ann)
+        return out
+
+    for cls in c.MESSAGE_CLASSES:
+        assert not {f for f in fields_of(cls) if f in PERSONAL}, cls.__name__

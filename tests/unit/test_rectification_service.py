@@ -1,0 +1,116 @@
+"""The service layer on the in-memory event store: the same behaviour the PostgreSQL adapter must show."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from services.common.contracts import (
+    Actor,
+    CommandEnvelope,
+    FileComplaint,
+    Role,
+    decode_event,
+)
+from services.common.reference import reference
+from services.common.topics import CASE_EVENTS, OUTCOMES, PUBLIC_CASES
+from services.rectification.adapters.event_store import ConcurrencyConflict, InMemoryEventStore
+from services.rectification.service import apply_commands
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+HOTLINE = Actor(agency_id="hotline-12345", role=Role.CHANNEL)
+REF = reference()
+UNITS, CATS = frozenset(REF.units), frozenset(REF.categories)
+
+
+def file_cmd(case_id: str = "RC-1", unit: str = "meiwan", actor: Actor = HOTLINE) -> CommandEnvelope:
+    cid = uuid.uuid4()
+    return CommandEnvelope(
+        command_id=cid,
+        command_type="FileComplaint",
+        schema_version=1,
+        case_id=case_id,
+        issued_at=NOW,
+        actor=actor,
+        correlation_id=cid,
+        payload=FileComplaint(
+            channel="hotline_12345",
+            category="inaction",
+            unit_id=unit,
+            description="私人描述 PRIVATE-TEXT",
+            complainant_ref="cp-abc",
+        ),
+    )
+
+
+async def run(store: InMemoryEventStore, *cmds: CommandEnvelope):  # type: ignore[no-untyped-def]
+    return await apply_commands(store, list(cmds), clock=lambda: NOW, units=UNITS, categories=CATS)
+
+
+async def test_filing_appends_one_event_and_emits_event_public_fact_and_outcome() -> None:
+    store = InMemoryEventStore()
+    outgoing, outcomes = await run(store, file_cmd())
+    assert [e.event_type for e in store.streams["RC-1"]] == ["CaseFiled"]
+    assert sorted(m.topic for m in outgoing) == sorted([CASE_EVENTS.name, PUBLIC_CASES.name, OUTCOMES.name])
+    assert outcomes[0][1] is None
+    public = next(m for m in outgoing if m.topic == PUBLIC_CASES.name)
+    assert b"PRIVATE-TEXT" not in public.value and b"cp-abc" not in public.value
+    assert decode_event(public.value).payload.status == "filed"  # type: ignore[attr-defined]
+
+
+async def test_filing_twice_is_refused_with_a_reason() -> None:
+    store = InMemoryEventStore()
+    await run(store, file_cmd())
+    outgoing, outcomes = await run(store, file_cmd())
+    assert outcomes[0][1] is not None and outcomes[0][1].code == "already_filed"
+    assert [m.topic for m in outgoing] == [OUTCOMES.name]
+    assert len(store.streams["RC-1"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("cmd", "code"),
+    [
+        (file_cmd(unit="atlantis"), "unknown_unit"),
+        (file_cmd(actor=Actor(agency_id="x", role=Role.UNIT, unit_id="meiwan")), "forbidden"),
+    ],
+)
+async def test_invalid_filings_are_refused(cmd: CommandEnvelope, code: str) -> None:
+    store = InMemoryEventStore()
+    _, outcomes = await run(store, cmd)
+    assert outcomes[0][1] is not None and outcomes[0][1].code == code
+    assert not store.streams.get(cmd.case_id)
+
+
+async def test_the_same_command_decided_twice_yields_identical_messages() -> None:
+    cmd = file_cmd()
+    first, _ = await run(InMemoryEventStore(), cmd)
+    second, _ = await run(InMemoryEventStore(), cmd)
+    assert first == second
+
+
+async def test_a_conflicting_append_is_retried_against_the_new_state() -> None:
+    store = InMemoryEventStore()
+    cmd_a, cmd_b = file_cmd(), file_cmd()
+    real_load = store.load
+    raced = False
+
+    async def racing_load(ids):  # type: ignore[no-untyped-def]
+        nonlocal raced
+        result = await real_load(ids)
+        if not raced:
+            raced = True
+            await run(store, cmd_b)  # another writer gets there between our load and our append
+        return result
+
+    store.load = racing_load  # type: ignore[method-assign]
+    _, outcomes = await apply_commands(store, [cmd_a], clock=lambda: NOW, units=UNITS, categories=CATS)
+    assert outcomes[0][1] is not None and outcomes[0][1].code == "already_filed"
+    assert len(store.streams["RC-1"]) == 1
+
+
+async def test_in_memory_store_rejects_a_version_gap() -> None:
+    store = InMemoryEventStore()
+    await run(store, file_cmd())
+    env = store.streams["RC-1"][0]
+    with pytest.raises(ConcurrencyConflict):
+        await store.append([env])
