@@ -128,7 +128,8 @@ def up(
         console.print("stopped everything this command started")
         sys.exit(0)
 
-    signal.signal(signal.SIGTERM, shutdown)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, shutdown)
     try:
         with console.status("migrating schemas and creating topics ..."):
             run_prepare(env)

@@ -39,6 +39,7 @@ def make_app(service: str, settings: Settings) -> faust.App:
         f"rectify-{service}",
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
         web_enabled=False,
+        datadir=f"{settings.faust_data_dir}/{service}",
         store="memory://",
         autodiscover=False,
         topic_allow_declare=False,  # topics are created explicitly by ensure_topics

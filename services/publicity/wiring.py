@@ -42,7 +42,7 @@ def build_worker(settings: Settings) -> faust.App:
 def main_http() -> None:
     settings = get_settings()
     asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     uvicorn.run(
         create_app(settings.database_url),
         host=settings.http_host,
@@ -55,5 +55,5 @@ def main_http() -> None:
 def main_worker() -> None:
     settings = get_settings()
     asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     run_worker(build_worker(settings), settings.log_level)

@@ -44,5 +44,5 @@ def build_app(settings: Settings) -> faust.App:
 def main() -> None:
     settings = get_settings()
     asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     run_worker(build_app(settings), settings.log_level)

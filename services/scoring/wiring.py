@@ -41,5 +41,5 @@ def build_worker(settings: Settings) -> faust.App:
 def main_worker() -> None:
     settings = get_settings()
     asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     run_worker(build_worker(settings), settings.log_level)
