@@ -98,6 +98,11 @@ class LocalSystem:
             time.sleep(0.1)
         raise RuntimeError(f"{name} not ready after {timeout}s; see {r.log}")
 
+    def assert_alive(self) -> None:
+        for r in self.running.values():
+            if r.popen.poll() is not None:
+                raise RuntimeError(f"{r.name} exited with {r.popen.returncode}; see {r.log}")
+
     def kill(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         r = self.running.pop(name, None)
         if r is None or r.popen.poll() is not None:

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.local import LocalSystem
 from services.cli.processes import PROCESSES
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -102,7 +103,7 @@ def up(
     Uses KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL when both are set, instead of starting servers.
     Ctrl-C stops everything this command started, by PID.
     """
-    from services.cli.local import LocalSystem, run_prepare, stack_module
+    from services.cli.local import run_prepare, stack_module
     from services.cli.seed import file_demo_complaints
     from services.intake.admin import provision_demo
 
@@ -144,7 +145,7 @@ def up(
         if demo:
             with console.status(f"filing {demo} demo complaints through the intake API ..."):
                 answers = file_demo_complaints(system.url("intake-api"), keys["hotline-12345"], demo)
-                _wait_public(system.url("publicity-web"), {a["case_id"] for a in answers})
+                _wait_public(system, {a["case_id"] for a in answers})
         _print_where(system, env, keys, state_dir)
         while True:
             for name, r in list(system.running.items()):
@@ -163,22 +164,20 @@ def up(
         raise typer.Exit(1) from None
 
 
-def _wait_public(public_url: str, case_ids: set[str], timeout: float = 60) -> None:
+def _wait_public(system: LocalSystem, case_ids: set[str], timeout: float = 60) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = httpx.get(f"{public_url}/api/v1/cases", params={"size": 200}, timeout=5)
+        system.assert_alive()
+        r = httpx.get(f"{system.url('publicity-web')}/api/v1/cases", params={"size": 200}, timeout=5)
         if case_ids <= {c["case_id"] for c in r.json()["cases"]}:
             return
         time.sleep(0.2)
     console.print("[yellow]demo cases not yet on the public page; the workers may still be joining[/yellow]")
 
 
-def _print_where(system: object, env: dict[str, str], keys: dict[str, str], state_dir: Path) -> None:
-    from services.cli.local import LocalSystem
-
-    assert isinstance(system, LocalSystem)
+def _print_where(system: LocalSystem, env: dict[str, str], keys: dict[str, str], state_dir: Path) -> None:
     table = Table(title="Rectify is running", show_header=True)
     table.add_column("what")
     table.add_column("where")

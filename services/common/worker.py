@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import faust
+import mode
 from aiokafka import AIOKafkaProducer
 
 from services.common.db import create_pool, migrate
@@ -35,11 +36,13 @@ def faust_broker_url(bootstrap: str) -> str:
 
 
 def make_app(service: str, settings: Settings) -> faust.App:
+    datadir = Path(settings.faust_data_dir) / service
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         f"rectify-{service}",
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
         web_enabled=False,
-        datadir=f"{settings.faust_data_dir}/{service}",
+        datadir=str(datadir),
         store="memory://",
         autodiscover=False,
         topic_allow_declare=False,  # topics are created explicitly by ensure_topics
@@ -52,10 +55,11 @@ def make_app(service: str, settings: Settings) -> faust.App:
     )
 
 
-class Runtime:
-    """The process's pool and producer, created once inside faust's running loop."""
+class Runtime(mode.Service):
+    """The process's pool and producer, created once inside faust's running loop and closed when faust stops."""
 
     def __init__(self, settings: Settings, service: str, schema: str) -> None:
+        super().__init__()
         self.settings = settings
         self.service = service
         self.schema = schema
@@ -77,7 +81,7 @@ class Runtime:
                 self._producer = producer
             return self._producer
 
-    async def close(self) -> None:
+    async def on_stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
         if self._pool is not None:

@@ -30,6 +30,7 @@ def build_http(settings: Settings) -> FastAPI:
 def build_worker(settings: Settings) -> faust.App:
     app = make_app(SERVICE, settings)
     runtime = Runtime(settings, SERVICE, SCHEMA)
+    app.add_dependency(runtime)
 
     async def make_inbox() -> Inbox:  # type: ignore[type-arg]
         return Inbox(

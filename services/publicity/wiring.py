@@ -24,6 +24,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def build_worker(settings: Settings) -> faust.App:
     app = make_app(SERVICE, settings)
     runtime = Runtime(settings, SERVICE, SCHEMA)
+    app.add_dependency(runtime)
 
     async def make_inbox() -> Inbox:  # type: ignore[type-arg]
         return Inbox(

@@ -24,6 +24,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def build_app(settings: Settings) -> faust.App:
     app = make_app(SERVICE, settings)
     runtime = Runtime(settings, SERVICE, SCHEMA)
+    app.add_dependency(runtime)
     ref = reference()
     handle = command_handler(utcnow, frozenset(ref.units), frozenset(ref.categories))
 
