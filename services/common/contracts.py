@@ -25,6 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+HolderRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]  # unit:<id>, supervisor
 
 
 class Frozen(BaseModel):
@@ -79,6 +80,21 @@ class CaseStatus(StrEnum):
     MERGED = "merged"
 
 
+class DeadlineKind(StrEnum):
+    ACKNOWLEDGMENT = "acknowledgment"  # 签收时限
+    RECTIFICATION = "rectification"  # 整改时限 (限时办结)
+
+
+class AccountabilityTarget(StrEnum):
+    UNIT = "unit"
+    CADRE = "cadre"
+
+
+class ReopenReason(StrEnum):
+    DISSATISFIED = "dissatisfied"  # most linked complainants rated the result dissatisfied (重新"补课")
+    RELAPSED = "relapsed"  # the follow-up review (回头看) found the problem back
+
+
 class Actor(Frozen):
     agency_id: Ident
     role: Role
@@ -131,6 +147,145 @@ class FileComplaint(Command):
     complainant_ref: Ident  # opaque; the identity stays in intake's vault
 
 
+class AssignCase(Command):
+    """交办: name the responsible unit and its first-responsible officer; deadlines come from the time-limit policy.
+
+    ``ack_by`` / ``rectify_by`` override the policy with explicit dates: working days after the day of
+    assignment, due at their end (24:00 Asia/Shanghai).
+    """
+
+    message_type: ClassVar[str] = "AssignCase"
+    responsible_unit_id: Ident
+    first_officer: ShortText  # 首问责任人
+    ack_by: date | None = None
+    rectify_by: date | None = None
+
+
+class TransferCase(Command):
+    """改派: the case moves to another unit (e.g. a jurisdiction dispute) with fresh deadlines."""
+
+    message_type: ClassVar[str] = "TransferCase"
+    to_unit_id: Ident
+    reason: Text
+    first_officer: ShortText | None = None
+
+
+class DismissCase(Command):
+    message_type: ClassVar[str] = "DismissCase"
+    reason: Text
+
+
+class MergeCase(Command):
+    """Merge this case, a duplicate, into ``into_case_id``; its complainants follow through ``AddCoComplainants``."""
+
+    message_type: ClassVar[str] = "MergeCase"
+    into_case_id: Ident
+
+
+class AddCoComplainants(Command):
+    """Link the complainants of a merged duplicate to the surviving case (issued to the survivor)."""
+
+    message_type: ClassVar[str] = "AddCoComplainants"
+    complainant_refs: tuple[Ident, ...] = Field(min_length=1, max_length=100)
+    merged_from: Ident
+
+
+class AcknowledgeCase(Command):
+    message_type: ClassVar[str] = "AcknowledgeCase"
+
+
+class RequestExtension(Command):
+    message_type: ClassVar[str] = "RequestExtension"
+    working_days: int = Field(ge=1, le=60)
+    reason: Text
+
+
+class DecideExtension(Command):
+    message_type: ClassVar[str] = "DecideExtension"
+    granted: bool
+    reason: Text
+
+
+class SubmitPlan(Command):
+    message_type: ClassVar[str] = "SubmitPlan"
+    plan_summary: Text
+
+
+class SubmitRectification(Command):
+    message_type: ClassVar[str] = "SubmitRectification"
+    report: Text
+    evidence_refs: tuple[Ident, ...] = Field(min_length=1, max_length=50)
+
+
+class AcceptRectification(Command):
+    message_type: ClassVar[str] = "AcceptRectification"
+    note: Text | None = None
+
+
+class RejectRectification(Command):
+    """验收未通过: back to rectification, due at the end of the ``working_days``-th working day from now."""
+
+    message_type: ClassVar[str] = "RejectRectification"
+    reason: Text
+    working_days: int = Field(ge=1, le=60)
+
+
+class PublishCase(Command):
+    """向社会公布: the only way text reaches the public page; both summaries are the supervisor's approved words."""
+
+    message_type: ClassVar[str] = "PublishCase"
+    problem_summary: Text
+    result_summary: Text
+
+
+class ExposeCase(Command):
+    message_type: ClassVar[str] = "ExposeCase"
+    reason: Text
+
+
+class RateSatisfaction(Command):
+    message_type: ClassVar[str] = "RateSatisfaction"
+    complainant_ref: Ident
+    rating: Satisfaction
+
+
+class CloseCase(Command):
+    message_type: ClassVar[str] = "CloseCase"
+
+
+class ScheduleFollowUp(Command):
+    """回头看: ``due_on`` defaults to the policy's review period after closing."""
+
+    message_type: ClassVar[str] = "ScheduleFollowUp"
+    due_on: date | None = None
+
+
+class RecordFollowUp(Command):
+    message_type: ClassVar[str] = "RecordFollowUp"
+    held: bool
+    note: Text
+
+
+class MarkOverdue(Command):
+    """From the deadline watcher or the supervisor: ``due`` names the deadline, so each breach is marked once."""
+
+    message_type: ClassVar[str] = "MarkOverdue"
+    which: DeadlineKind
+    due: AwareDatetime
+
+
+class EscalateCase(Command):
+    message_type: ClassVar[str] = "EscalateCase"
+    reason: Text
+
+
+class RecordAccountability(Command):
+    message_type: ClassVar[str] = "RecordAccountability"
+    target_kind: AccountabilityTarget
+    target: ShortText  # a unit id, or the cadre's post and name as the disciplinary decision names them
+    measure: ShortText  # e.g. 约谈, 通报批评, 诫勉谈话
+
+
 # ---------------------------------------------------------------------------- case events
 
 
@@ -146,6 +301,197 @@ class CaseFiled(CaseEvent):
     severity: Severity
     complainant_refs: tuple[Ident, ...]
     filed_at: AwareDatetime
+
+
+class CaseAssigned(CaseEvent):
+    message_type: ClassVar[str] = "CaseAssigned"
+    responsible_unit_id: Ident
+    first_officer: ShortText
+    ack_due: AwareDatetime
+    rectify_due: AwareDatetime
+    policy_version: str
+    calendar_version: str
+    at: AwareDatetime
+
+
+class CaseTransferred(CaseEvent):
+    message_type: ClassVar[str] = "CaseTransferred"
+    from_unit_id: Ident
+    to_unit_id: Ident
+    reason: Text
+    first_officer: ShortText | None = None
+    ack_due: AwareDatetime
+    rectify_due: AwareDatetime
+    policy_version: str
+    calendar_version: str
+    at: AwareDatetime
+
+
+class CaseDismissed(CaseEvent):
+    message_type: ClassVar[str] = "CaseDismissed"
+    reason: Text
+    at: AwareDatetime
+
+
+class CaseMerged(CaseEvent):
+    """This case was a duplicate; ``complainant_refs`` are to be linked to ``into_case_id``."""
+
+    message_type: ClassVar[str] = "CaseMerged"
+    into_case_id: Ident
+    complainant_refs: tuple[Ident, ...]
+    at: AwareDatetime
+
+
+class CoComplainantsAdded(CaseEvent):
+    """Complainants newly linked to this case (only those not linked before)."""
+
+    message_type: ClassVar[str] = "CoComplainantsAdded"
+    complainant_refs: tuple[Ident, ...]
+    merged_from: Ident
+    at: AwareDatetime
+
+
+class CaseAcknowledged(CaseEvent):
+    message_type: ClassVar[str] = "CaseAcknowledged"
+    on_time: bool
+    at: AwareDatetime
+
+
+class ExtensionRequested(CaseEvent):
+    message_type: ClassVar[str] = "ExtensionRequested"
+    working_days: int = Field(ge=1)
+    reason: Text
+    at: AwareDatetime
+
+
+class ExtensionGranted(CaseEvent):
+    message_type: ClassVar[str] = "ExtensionGranted"
+    working_days: int = Field(ge=1)
+    rectify_due: AwareDatetime
+    extensions_granted: int = Field(ge=1)
+    reason: Text
+    at: AwareDatetime
+
+
+class ExtensionDenied(CaseEvent):
+    message_type: ClassVar[str] = "ExtensionDenied"
+    working_days: int = Field(ge=1)
+    reason: Text
+    at: AwareDatetime
+
+
+class PlanSubmitted(CaseEvent):
+    message_type: ClassVar[str] = "PlanSubmitted"
+    plan_summary: Text
+    at: AwareDatetime
+
+
+class RectificationSubmitted(CaseEvent):
+    message_type: ClassVar[str] = "RectificationSubmitted"
+    report: Text
+    evidence_refs: tuple[Ident, ...]
+    on_time: bool
+    at: AwareDatetime
+
+
+class RectificationAccepted(CaseEvent):
+    """``first_pass``: accepted without a rejection since the case was assigned or last reopened."""
+
+    message_type: ClassVar[str] = "RectificationAccepted"
+    note: Text | None = None
+    first_pass: bool
+    at: AwareDatetime
+
+
+class RectificationRejected(CaseEvent):
+    message_type: ClassVar[str] = "RectificationRejected"
+    reason: Text
+    redo_count: int = Field(ge=1)
+    rectify_due: AwareDatetime
+    at: AwareDatetime
+
+
+class CasePublished(CaseEvent):
+    message_type: ClassVar[str] = "CasePublished"
+    problem_summary: Text
+    result_summary: Text
+    at: AwareDatetime
+
+
+class CaseExposed(CaseEvent):
+    message_type: ClassVar[str] = "CaseExposed"
+    reason: Text
+    at: AwareDatetime
+
+
+class SatisfactionRated(CaseEvent):
+    message_type: ClassVar[str] = "SatisfactionRated"
+    complainant_ref: Ident
+    rating: Satisfaction
+    at: AwareDatetime
+
+
+class CaseReopened(CaseEvent):
+    """Back to rectification (重新"补课") with a new deadline from the policy."""
+
+    message_type: ClassVar[str] = "CaseReopened"
+    reason: ReopenReason
+    reopen_count: int = Field(ge=1)
+    rectify_due: AwareDatetime
+    at: AwareDatetime
+
+
+class CaseClosed(CaseEvent):
+    message_type: ClassVar[str] = "CaseClosed"
+    at: AwareDatetime
+
+
+class FollowUpScheduled(CaseEvent):
+    message_type: ClassVar[str] = "FollowUpScheduled"
+    due_on: date
+    at: AwareDatetime
+
+
+class FollowUpConfirmed(CaseEvent):
+    message_type: ClassVar[str] = "FollowUpConfirmed"
+    note: Text
+    at: AwareDatetime
+
+
+class FollowUpRelapsed(CaseEvent):
+    message_type: ClassVar[str] = "FollowUpRelapsed"
+    note: Text
+    at: AwareDatetime
+
+
+class DeadlinePassed(CaseEvent):
+    """超期: ``holder`` held the case when the deadline passed (e.g. ``unit:meiwan``, ``supervisor``)."""
+
+    message_type: ClassVar[str] = "DeadlinePassed"
+    which: DeadlineKind
+    due: AwareDatetime
+    holder: HolderRef
+    at: AwareDatetime
+
+
+class CaseEscalated(CaseEvent):
+    """督办 with 倒查责任: the current step and holder, and who held the case longest in all (working days)."""
+
+    message_type: ClassVar[str] = "CaseEscalated"
+    reason: Text
+    step: Ident
+    holder: HolderRef
+    longest_holder: HolderRef
+    held_working_days: float = Field(ge=0)
+    at: AwareDatetime
+
+
+class AccountabilityRecorded(CaseEvent):
+    message_type: ClassVar[str] = "AccountabilityRecorded"
+    target_kind: AccountabilityTarget
+    target: ShortText
+    measure: ShortText
+    at: AwareDatetime
 
 
 # ---------------------------------------------------------------------------- submission outcomes
@@ -237,7 +583,52 @@ class CommandEnvelope(Frozen):
 
 MESSAGE_CLASSES: tuple[type[Message], ...] = (
     FileComplaint,
+    AssignCase,
+    TransferCase,
+    DismissCase,
+    MergeCase,
+    AddCoComplainants,
+    AcknowledgeCase,
+    RequestExtension,
+    DecideExtension,
+    SubmitPlan,
+    SubmitRectification,
+    AcceptRectification,
+    RejectRectification,
+    PublishCase,
+    ExposeCase,
+    RateSatisfaction,
+    CloseCase,
+    ScheduleFollowUp,
+    RecordFollowUp,
+    MarkOverdue,
+    EscalateCase,
+    RecordAccountability,
     CaseFiled,
+    CaseAssigned,
+    CaseTransferred,
+    CaseDismissed,
+    CaseMerged,
+    CoComplainantsAdded,
+    CaseAcknowledged,
+    ExtensionRequested,
+    ExtensionGranted,
+    ExtensionDenied,
+    PlanSubmitted,
+    RectificationSubmitted,
+    RectificationAccepted,
+    RectificationRejected,
+    CasePublished,
+    CaseExposed,
+    SatisfactionRated,
+    CaseReopened,
+    CaseClosed,
+    FollowUpScheduled,
+    FollowUpConfirmed,
+    FollowUpRelapsed,
+    DeadlinePassed,
+    CaseEscalated,
+    AccountabilityRecorded,
     SubmissionApplied,
     SubmissionRefused,
     PublicCaseChanged,

@@ -72,7 +72,7 @@ async def read_body(request: Request, model: type[B], max_bytes: int) -> tuple[B
     if "json" not in ctype:
         raise Problem(415, "Unsupported media type", "send the body as application/json")
     try:
-        return model.model_validate_json(bytes(raw)), bytes(raw)
+        return model.model_validate_json(bytes(raw), strict=True), bytes(raw)
     except ValidationError as exc:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             raise Problem(400, "Malformed JSON", "the body is not valid JSON", field_errors(exc)) from exc

@@ -53,7 +53,9 @@ class Decoded(Generic[M]):
     message: M
 
 
-Handler = Callable[[asyncpg.Connection, list[Decoded[M]]], Awaitable[None]]
+# A handler applies fresh messages on the inbox's connection, inside its transaction. It may return a
+# callback to run once that transaction has committed (to update an in-memory cache, say).
+Handler = Callable[[asyncpg.Connection, list[Decoded[M]]], Awaitable[Callable[[], None] | None]]
 
 
 class Inbox(Generic[M]):
@@ -116,12 +118,15 @@ class Inbox(Generic[M]):
                 await self._apply([], [(item.record, "handler_error", f"{type(exc).__name__}: {exc}"[:500])])
 
     async def _apply(self, good: list[Decoded[M]], poison: list[tuple[Record, str, str]]) -> None:
+        committed = None
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await self._claim(conn, good)
             if fresh:
-                await self.handle(conn, fresh)
+                committed = await self.handle(conn, fresh)
             if poison:
                 await self._dead_letter(conn, poison)
+        if committed is not None:
+            committed()
 
     async def _claim(self, conn: asyncpg.Connection, good: list[Decoded[M]]) -> list[Decoded[M]]:
         if not good:

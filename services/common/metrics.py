@@ -19,6 +19,7 @@ HANDLER_ERRORS = Counter(
     "rectify_batch_handler_errors_total", "Batches that failed and were retried", ["service", "topic"]
 )
 OUTBOX_BACKLOG = Gauge("rectify_outbox_backlog", "Outbox rows not yet published", ["service"])
+DEADLINE_BREACHES = Counter("rectify_deadline_breaches_total", "Deadline breaches recorded by the watcher")
 COMMANDS_DECIDED = Counter("rectify_commands_total", "Commands decided by rectification", ["outcome"])
 HTTP_REQUESTS = Counter("rectify_http_requests_total", "HTTP requests", ["service", "route", "status"])
 HTTP_SECONDS = Histogram("rectify_http_request_seconds", "HTTP request latency", ["service", "route"])

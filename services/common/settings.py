@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="log level")
     outbox_poll_interval_s: float = Field(0.05, gt=0, description="longest wait of an idle outbox relay")
     consumer_batch_size: int = Field(2000, ge=1, description="events taken per projection transaction")
+    deadline_scan_interval_s: float = Field(15.0, gt=0, description="how often rectification looks for breaches")
+    case_cache_size: int = Field(200_000, ge=0, description="case states rectification keeps hot in memory")
     consumer_batch_window_s: float = Field(0.05, gt=0, description="longest wait to fill a batch")
 
 

@@ -66,6 +66,15 @@ class Runtime(mode.Service):
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._background: list[Callable[[], Awaitable[None]]] = []
+
+    def background(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` while the worker runs; it is cancelled before the pool and producer close."""
+        self._background.append(job)
+
+    async def on_started(self) -> None:
+        for job in self._background:
+            self.add_future(job())
 
     async def pool(self) -> asyncpg.Pool:
         async with self._lock:
@@ -81,7 +90,7 @@ class Runtime(mode.Service):
                 self._producer = producer
             return self._producer
 
-    async def on_stop(self) -> None:
+    async def on_shutdown(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
         if self._pool is not None:
@@ -115,7 +124,7 @@ def add_batch_agent(
     app.agent(topic, name=f"{app.conf.id}.{consume.__name__}")(consume)
 
 
-def add_outbox_relay(app: faust.App, runtime: Runtime) -> None:
+def add_outbox_relay(runtime: Runtime) -> None:
     async def relay_outbox() -> None:
         relay = OutboxRelay(
             await runtime.pool(),
@@ -126,7 +135,7 @@ def add_outbox_relay(app: faust.App, runtime: Runtime) -> None:
         )
         await relay.run()
 
-    app.task(relay_outbox)
+    runtime.background(relay_outbox)
 
 
 def run_worker(app: faust.App, loglevel: str = "INFO") -> None:

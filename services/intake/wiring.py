@@ -42,7 +42,7 @@ def build_worker(settings: Settings) -> faust.App:
         )
 
     add_batch_agent(app, OUTCOMES, make_inbox, settings)
-    add_outbox_relay(app, runtime)
+    add_outbox_relay(runtime)
     return app
 
 

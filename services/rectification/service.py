@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.common.contracts import (
     Actor,
+    AddCoComplainants,
+    CaseMerged,
+    CaseStatus,
     CommandEnvelope,
     EventEnvelope,
+    MergeCase,
     Role,
     SubmissionApplied,
     SubmissionRefused,
@@ -18,7 +24,9 @@ from services.common.contracts import (
 from services.common.outbox import OutgoingMessage
 from services.common.topics import CASE_EVENTS, OUTCOMES, PUBLIC_CASES
 from services.rectification.adapters.event_store import ConcurrencyConflict, EventStore
+from services.rectification.domain.calendar import WorkCalendar
 from services.rectification.domain.case import CaseState, Context, Refused, decide, evolve, public_view
+from services.rectification.domain.time_limits import TimeLimitPolicy
 
 SYSTEM = Actor(agency_id="rectification", role=Role.SYSTEM)
 _NS = uuid.UUID("5b0f3c2e-9a57-4d63-9b1e-2f7a1c0de001")
@@ -26,9 +34,39 @@ _NS = uuid.UUID("5b0f3c2e-9a57-4d63-9b1e-2f7a1c0de001")
 Clock = Callable[[], datetime]
 
 
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Everything a decision depends on besides the case: the clock, reference data, calendar and time limits."""
+
+    clock: Clock
+    units: frozenset[str]
+    categories: frozenset[str]
+    calendar: WorkCalendar | None = None
+    policy: TimeLimitPolicy | None = None
+
+    def kwargs(self) -> dict[str, object]:
+        return {
+            "clock": self.clock,
+            "units": self.units,
+            "categories": self.categories,
+            "calendar": self.calendar,
+            "policy": self.policy,
+        }
+
+
 def derived_id(source: uuid.UUID, purpose: str) -> uuid.UUID:
     """Deterministic ids, so deciding the same command twice yields the same messages."""
     return uuid.uuid5(_NS, f"{source}:{purpose}")
+
+
+@dataclass
+class Decisions:
+    """What deciding a batch produced: events to append, messages to send, each command's outcome, final states."""
+
+    appended: list[EventEnvelope] = field(default_factory=list)
+    outgoing: list[OutgoingMessage] = field(default_factory=list)
+    outcomes: list[tuple[CommandEnvelope, Refused | None]] = field(default_factory=list)
+    states: dict[str, CaseState | None] = field(default_factory=dict)
 
 
 def decide_batch(
@@ -38,29 +76,62 @@ def decide_batch(
     now: datetime,
     units: frozenset[str],
     categories: frozenset[str],
+    calendar: WorkCalendar | None = None,
+    policy: TimeLimitPolicy | None = None,
+    known: dict[str, CaseState | None] | None = None,
 ) -> tuple[list[EventEnvelope], list[OutgoingMessage], list[tuple[CommandEnvelope, Refused | None]]]:
-    """Decide each command in order against the state its case has reached. Pure."""
-    states: dict[str, CaseState | None] = {}
+    """Decide each command in order against the state its case has reached. Pure.
+
+    Without ``calendar`` and ``policy`` only filing works; commands that set deadlines are refused (``no_policy``).
+    """
+    d = decide_commands(
+        histories, commands, now=now, units=units, categories=categories, calendar=calendar, policy=policy, known=known
+    )
+    return d.appended, d.outgoing, d.outcomes
+
+
+def decide_commands(
+    histories: dict[str, list[EventEnvelope]],
+    commands: list[CommandEnvelope],
+    *,
+    now: datetime,
+    units: frozenset[str],
+    categories: frozenset[str],
+    calendar: WorkCalendar | None = None,
+    policy: TimeLimitPolicy | None = None,
+    known: dict[str, CaseState | None] | None = None,
+) -> Decisions:
+    """``known`` holds states already folded (the hot cache); ``histories`` the events after them."""
+    out = Decisions(states=dict(known or {}))
     for case_id, history in histories.items():
-        state: CaseState | None = None
+        state = out.states.get(case_id)
         for env in history:
             state = evolve(state, env.payload, case_id)
-        states[case_id] = state
-    appended: list[EventEnvelope] = []
-    outgoing: list[OutgoingMessage] = []
-    outcomes: list[tuple[CommandEnvelope, Refused | None]] = []
-    for cmd in commands:
-        state = states.get(cmd.case_id)
+        out.states[case_id] = state
+    queue: deque[tuple[CommandEnvelope, bool]] = deque((cmd, True) for cmd in commands)
+    while queue:
+        cmd, submitted = queue.popleft()
+        state = out.states.get(cmd.case_id)
         ctx = Context(
-            case_id=cmd.case_id, actor=cmd.actor, now=cmd.issued_at, known_units=units, known_categories=categories
+            case_id=cmd.case_id,
+            actor=cmd.actor,
+            now=cmd.issued_at,
+            known_units=units,
+            known_categories=categories,
+            calendar=calendar,
+            policy=policy,
         )
         try:
+            if isinstance(cmd.payload, MergeCase):
+                _check_survivor(out.states.get(cmd.payload.into_case_id), cmd.payload.into_case_id)
             events = decide(state, cmd.payload, ctx)
         except Refused as refusal:
-            outcomes.append((cmd, refusal))
-            outgoing.append(_outcome(cmd, refusal, state, now))
+            if submitted:
+                out.outcomes.append((cmd, refusal))
+                out.outgoing.append(_outcome(cmd, refusal, state, now))
             continue
         for i, payload in enumerate(events):
+            before = public_view(state) if state is not None else None
             state = evolve(state, payload, cmd.case_id)
             env = wrap_event(
                 payload,
@@ -73,24 +144,51 @@ def decide_batch(
                 correlation_id=cmd.correlation_id,
                 causation_id=cmd.command_id,
             )
-            appended.append(env)
-            outgoing.append(OutgoingMessage.event(CASE_EVENTS, env))
-            public = wrap_event(
-                public_view(state),
-                event_id=derived_id(env.event_id, "public"),
-                stream_id=cmd.case_id,
-                stream_version=state.version,
-                occurred_at=cmd.issued_at,
-                recorded_at=now,
-                actor=SYSTEM,
-                correlation_id=cmd.correlation_id,
-                causation_id=env.event_id,
-            )
-            outgoing.append(OutgoingMessage.event(PUBLIC_CASES, public))
-        states[cmd.case_id] = state
-        outcomes.append((cmd, None))
-        outgoing.append(_outcome(cmd, None, state, now, [e.message_type for e in events]))
-    return appended, outgoing, outcomes
+            out.appended.append(env)
+            out.outgoing.append(OutgoingMessage.event(CASE_EVENTS, env))
+            after = public_view(state)
+            if after != before:  # internal steps (an extension request, a linked co-complainant) show nothing new
+                public = wrap_event(
+                    after,
+                    event_id=derived_id(env.event_id, "public"),
+                    stream_id=cmd.case_id,
+                    stream_version=state.version,
+                    occurred_at=cmd.issued_at,
+                    recorded_at=now,
+                    actor=SYSTEM,
+                    correlation_id=cmd.correlation_id,
+                    causation_id=env.event_id,
+                )
+                out.outgoing.append(OutgoingMessage.event(PUBLIC_CASES, public))
+            if isinstance(payload, CaseMerged):
+                queue.appendleft((_link_co_complainants(cmd, payload), False))
+        out.states[cmd.case_id] = state
+        if submitted:
+            out.outcomes.append((cmd, None))
+            out.outgoing.append(_outcome(cmd, None, state, now, [e.message_type for e in events]))
+    return out
+
+
+def _check_survivor(survivor: CaseState | None, case_id: str) -> None:
+    if survivor is None:
+        raise Refused("no_case", f"cannot merge: there is no case {case_id} to merge into")
+    if survivor.status in (CaseStatus.CLOSED, CaseStatus.DISMISSED, CaseStatus.MERGED):
+        raise Refused("invalid_state", f"cannot merge: case {case_id} is {survivor.status.value}")
+
+
+def _link_co_complainants(merge: CommandEnvelope, merged: CaseMerged) -> CommandEnvelope:
+    """Merging keeps the duplicate's complainants: the surviving case links them, in the same transaction."""
+    command_id = derived_id(merge.command_id, "link-co-complainants")
+    return CommandEnvelope(
+        command_id=command_id,
+        command_type=AddCoComplainants.message_type,
+        schema_version=AddCoComplainants.schema_version,
+        case_id=merged.into_case_id,
+        issued_at=merge.issued_at,
+        actor=merge.actor,
+        correlation_id=merge.correlation_id,
+        payload=AddCoComplainants(complainant_refs=merged.complainant_refs, merged_from=merge.case_id),
+    )
 
 
 def _outcome(
@@ -124,6 +222,60 @@ def _outcome(
     return OutgoingMessage.event(OUTCOMES, env)
 
 
+class StateCache:
+    """Hot case states kept by the worker that owns their partitions, so a command loads only newer events.
+
+    Bounded (least recently used go first). Updated only after the transaction that produced the states
+    commits; a conflict drops the cases involved, which are then reloaded from the store.
+    """
+
+    def __init__(self, max_cases: int = 200_000) -> None:
+        self.max_cases = max_cases
+        self._states: OrderedDict[str, CaseState] = OrderedDict()
+
+    def get(self, case_ids: Iterable[str]) -> dict[str, CaseState | None]:
+        found: dict[str, CaseState | None] = {}
+        for case_id in case_ids:
+            state = self._states.get(case_id)
+            if state is not None:
+                self._states.move_to_end(case_id)
+                found[case_id] = state
+        return found
+
+    def put(self, states: dict[str, CaseState | None]) -> None:
+        for case_id, state in states.items():
+            if state is None:
+                continue
+            self._states[case_id] = state
+            self._states.move_to_end(case_id)
+        while len(self._states) > self.max_cases:
+            self._states.popitem(last=False)
+
+    def drop(self, case_ids: Iterable[str]) -> None:
+        for case_id in case_ids:
+            self._states.pop(case_id, None)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+async def load_states(store: EventStore, case_ids: Iterable[str]) -> dict[str, CaseState | None]:
+    states: dict[str, CaseState | None] = {}
+    for case_id, history in (await store.load(case_ids)).items():
+        state: CaseState | None = None
+        for env in history:
+            state = evolve(state, env.payload, case_id)
+        states[case_id] = state
+    return states
+
+
+def touched_cases(commands: list[CommandEnvelope]) -> set[str]:
+    """Every stream a batch may read or write: the commands' cases and the cases merged into."""
+    ids = {c.case_id for c in commands}
+    ids |= {c.payload.into_case_id for c in commands if isinstance(c.payload, MergeCase)}
+    return ids
+
+
 async def apply_commands(
     store: EventStore,
     commands: list[CommandEnvelope],
@@ -132,18 +284,36 @@ async def apply_commands(
     units: frozenset[str],
     categories: frozenset[str],
     attempts: int = 5,
-) -> tuple[list[OutgoingMessage], list[tuple[CommandEnvelope, Refused | None]]]:
-    """Load, decide, append; on a version conflict reload and decide again (commands are pure to re-decide)."""
+    calendar: WorkCalendar | None = None,
+    policy: TimeLimitPolicy | None = None,
+    cache: StateCache | None = None,
+) -> Decisions:
+    """Load, decide, append; on a version conflict reload and decide again (commands are pure to re-decide).
+
+    With a ``cache``, only events newer than the cached states are loaded; the caller puts
+    ``Decisions.states`` into the cache once the surrounding transaction has committed.
+    """
+    ids = touched_cases(commands)
     for attempt in range(attempts):
-        histories = await store.load(c.case_id for c in commands)
-        appended, outgoing, outcomes = decide_batch(
-            histories, commands, now=clock(), units=units, categories=categories
+        known = cache.get(ids) if cache is not None else {}
+        histories = await store.load(ids, after={k: s.version for k, s in known.items() if s is not None})
+        decisions = decide_commands(
+            histories,
+            commands,
+            now=clock(),
+            units=units,
+            categories=categories,
+            calendar=calendar,
+            policy=policy,
+            known=known,
         )
         try:
-            await store.append(appended)
+            await store.append(decisions.appended)
         except ConcurrencyConflict:
+            if cache is not None:
+                cache.drop(ids)
             if attempt == attempts - 1:
                 raise
             continue
-        return outgoing, outcomes
+        return decisions
     raise AssertionError("unreachable")

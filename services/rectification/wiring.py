@@ -14,19 +14,35 @@ from services.common.reference import reference
 from services.common.settings import Settings, get_settings
 from services.common.topics import COMMANDS
 from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker, utcnow
+from services.rectification.domain.calendar import load_calendar
+from services.rectification.domain.time_limits import load_time_limits
 from services.rectification.entrypoints.commands import command_handler
+from services.rectification.service import Rules, StateCache
+from services.rectification.watcher import run_watcher
 
 SERVICE = "rectification"
 SCHEMA = "rectification"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def load_rules() -> Rules:
+    ref = reference()
+    return Rules(
+        clock=utcnow,
+        units=frozenset(ref.units),
+        categories=frozenset(ref.categories),
+        calendar=load_calendar(),
+        policy=load_time_limits(),
+    )
+
+
 def build_app(settings: Settings) -> faust.App:
     app = make_app(SERVICE, settings)
     runtime = Runtime(settings, SERVICE, SCHEMA)
     app.add_dependency(runtime)
-    ref = reference()
-    handle = command_handler(utcnow, frozenset(ref.units), frozenset(ref.categories))
+    rules = load_rules()
+    cache = StateCache(settings.case_cache_size) if settings.case_cache_size else None
+    handle = command_handler(rules, cache)
 
     async def make_inbox() -> Inbox:  # type: ignore[type-arg]
         return Inbox(
@@ -37,8 +53,12 @@ def build_app(settings: Settings) -> faust.App:
             handle=handle,
         )
 
+    async def watch_deadlines() -> None:
+        await run_watcher(await runtime.pool(), rules, utcnow, settings.deadline_scan_interval_s)
+
     add_batch_agent(app, COMMANDS, make_inbox, settings)
-    add_outbox_relay(app, runtime)
+    add_outbox_relay(runtime)
+    runtime.background(watch_deadlines)
     return app
 
 

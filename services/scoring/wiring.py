@@ -35,7 +35,7 @@ def build_worker(settings: Settings) -> faust.App:
         )
 
     add_batch_agent(app, CASE_EVENTS, make_inbox, settings)
-    add_outbox_relay(app, runtime)  # dead letters leave through the outbox
+    add_outbox_relay(runtime)  # dead letters leave through the outbox
     return app
 
 

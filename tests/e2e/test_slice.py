@@ -166,3 +166,66 @@ def test_no_personal_data_anywhere_public(system: LocalSystem, filed: dict[str, 
     # the markers are really stored on the private side, so the scan above could have found them
     intake = asyncio.run(all_text(dsn, "intake"))
     assert filed["name"] in intake and filed["phone"] in intake
+
+
+@pytest.fixture(scope="module")
+def keys(system: LocalSystem) -> dict[str, str]:
+    dsn = system.base_env["DATABASE_URL"]
+
+    async def provision() -> dict[str, str]:
+        return {
+            "office": await add_agency(dsn, "office", "区纠风办", Role.SUPERVISOR),
+            "meiwan": await add_agency(dsn, "unit-meiwan", "梅湾街道", Role.UNIT, unit_id="meiwan"),
+            "renwan": await add_agency(dsn, "unit-renwan", "仁湾镇", Role.UNIT, unit_id="renwan"),
+        }
+
+    return asyncio.run(provision())
+
+
+def submit(system: LocalSystem, key: str, case_id: str, command: str, body: dict) -> dict:  # type: ignore[type-arg]
+    r = httpx.post(
+        f"{system.url('intake-api')}/v1/cases/{case_id}/{command}",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert r.status_code == 202, r.text
+    sid = r.json()["submission_id"]
+
+    def decided():  # type: ignore[no-untyped-def]
+        s = httpx.get(
+            f"{system.url('intake-api')}/v1/submissions/{sid}", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+        return s if s["status"] != "received" else None
+
+    return wait_for(decided, what=f"the outcome of {command}")  # type: ignore[no-any-return]
+
+
+def test_the_lifecycle_runs_over_http_and_refusals_reach_the_submitter(
+    system: LocalSystem, keys: dict[str, str], filed: dict[str, str]
+) -> None:
+    case = filed["case_id"]
+    wrong_unit = submit(system, keys["renwan"], case, "acknowledge", {})
+    assert wrong_unit["status"] == "refused" and wrong_unit["code"] in {"not_your_case", "invalid_state"}
+    assigned = submit(
+        system, keys["office"], case, "assign", {"responsible_unit_id": "meiwan", "first_officer": "李主任"}
+    )
+    assert assigned["status"] == "applied" and assigned["case_version"] == 2
+    not_theirs = submit(system, keys["renwan"], case, "acknowledge", {})
+    assert not_theirs["status"] == "refused" and not_theirs["code"] == "not_your_case"
+    assert "meiwan" not in not_theirs["reason"] or "assigned" in not_theirs["reason"]
+    early = submit(system, keys["office"], case, "accept", {})
+    assert early["status"] == "refused" and "cannot accept" in early["reason"]
+    assert submit(system, keys["meiwan"], case, "acknowledge", {})["status"] == "applied"
+    public = system.url("publicity-web")
+    steps = wait_for(
+        lambda: (
+            (s := [t["step"] for t in httpx.get(f"{public}/api/v1/cases/{case}").json()["timeline"]])[-1]
+            == "acknowledged"
+            and s
+        ),
+        what="the public timeline",
+    )
+    assert steps == ["filed", "assigned", "acknowledged"]
+    case_json = httpx.get(f"{public}/api/v1/cases/{case}").json()
+    assert case_json["responsible_unit_id"] == "meiwan" and case_json["deadline"]

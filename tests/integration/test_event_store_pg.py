@@ -16,8 +16,8 @@ pytestmark = pytest.mark.integration
 async def test_append_and_load_round_trip(rect_pool: asyncpg.Pool) -> None:
     async with rect_pool.acquire() as conn, conn.transaction():
         store = PostgresEventStore(conn)
-        outgoing, _ = await apply_commands(store, [file_cmd("RC-A")], clock=lambda: NOW, units=UNITS, categories=CATS)
-        await enqueue(conn, outgoing)
+        decisions = await apply_commands(store, [file_cmd("RC-A")], clock=lambda: NOW, units=UNITS, categories=CATS)
+        await enqueue(conn, decisions.outgoing)
     async with rect_pool.acquire() as conn:
         streams = await PostgresEventStore(conn).load(["RC-A", "RC-none"])
         assert [e.event_type for e in streams["RC-A"]] == ["CaseFiled"]
@@ -47,9 +47,9 @@ async def test_concurrent_commands_on_one_case_one_wins(rect_pool: asyncpg.Pool)
             real_load = store.load
             first = True
 
-            async def load_then_wait(ids):  # type: ignore[no-untyped-def]
+            async def load_then_wait(ids, after=None):  # type: ignore[no-untyped-def]
                 nonlocal first
-                result = await real_load(ids)
+                result = await real_load(ids, after)
                 if first:  # every writer has loaded the empty stream before anyone appends
                     first = False
                     await asyncio.wait_for(barrier.wait(), 10)
@@ -59,7 +59,7 @@ async def test_concurrent_commands_on_one_case_one_wins(rect_pool: asyncpg.Pool)
             return await apply_commands(store, [cmd], clock=lambda: NOW, units=UNITS, categories=CATS)
 
     results = await asyncio.gather(*(writer(c) for c in cmds))
-    refusals = [r[1][0][1] for r in results]
+    refusals = [r.outcomes[0][1] for r in results]
     assert sum(1 for r in refusals if r is None) == 1
     assert {r.code for r in refusals if r is not None} == {"already_filed"}
     async with rect_pool.acquire() as conn:

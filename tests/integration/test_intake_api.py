@@ -144,3 +144,52 @@ async def test_openapi_documents_the_strict_body(api: Api) -> None:
     schema = op["requestBody"]["content"]["application/json"]["schema"]
     assert schema["additionalProperties"] is False
     assert {"202", "401", "409", "422"} <= set(op["responses"])
+
+
+async def test_lifecycle_commands_are_accepted_from_the_right_roles(api: Api) -> None:
+    async with api.pool.acquire() as conn:
+        unit_key = await provision_agency(conn, "unit-meiwan", "梅湾街道", Role.UNIT, unit_id="meiwan")
+    filed = (await api.post("hotline")).json()
+    assert filed["complainant_ref"].startswith("cp-")
+    case = filed["case_id"]
+
+    def as_(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    assign = {"responsible_unit_id": "meiwan", "first_officer": "梅湾街道 李主任"}
+    r = await api.client.post(f"/v1/cases/{case}/assign", json=assign, headers=as_(api.keys["office"]))
+    assert r.status_code == 202, r.text
+    assert r.json()["command"] == "AssignCase" and r.json()["case_id"] == case
+    command = decode_command(await api.pool.fetchval("SELECT value FROM outbox ORDER BY id DESC LIMIT 1"))
+    assert command.payload.message_type == "AssignCase" and command.actor.role == "supervisor"
+
+    ack = await api.client.post(f"/v1/cases/{case}/acknowledge", json={}, headers=as_(unit_key))
+    assert ack.status_code == 202
+    assert (
+        await api.client.post(f"/v1/cases/{case}/assign", json=assign, headers=as_(api.keys["hotline"]))
+    ).status_code == 403
+    assert (
+        await api.client.post(f"/v1/cases/{case}/acknowledge", json={}, headers=as_(api.keys["office"]))
+    ).status_code == 403
+    missing = await api.client.post("/v1/cases/RC-20260101-999999/assign", json=assign, headers=as_(api.keys["office"]))
+    assert missing.status_code == 404
+    bad = await api.client.post(
+        f"/v1/cases/{case}/reject", json={"reason": "证据不足", "working_days": "five"}, headers=as_(api.keys["office"])
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "working_days"
+    odd = await api.client.post(f"/v1/cases/{case}/assign", json=assign | {"x": 1}, headers=as_(api.keys["office"]))
+    assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "x"
+    weird_id = await api.client.post(
+        "/v1/cases/'; DROP TABLE x;--/assign", json=assign, headers=as_(api.keys["office"])
+    )
+    assert weird_id.status_code in (404, 422)
+    assert await api.pool.fetchval("SELECT count(*) FROM submissions") == 3
+
+
+async def test_every_lifecycle_command_has_a_documented_route(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    from services.intake.commands import COMMAND_ROUTES
+
+    for route in COMMAND_ROUTES:
+        op = doc["paths"][f"/v1/cases/{{case_id}}/{route.path}"]["post"]
+        assert op["requestBody"]["content"]["application/json"]["schema"]["additionalProperties"] is False

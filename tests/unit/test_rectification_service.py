@@ -15,7 +15,7 @@ from services.common.contracts import (
 from services.common.reference import reference
 from services.common.topics import CASE_EVENTS, OUTCOMES, PUBLIC_CASES
 from services.rectification.adapters.event_store import ConcurrencyConflict, InMemoryEventStore
-from services.rectification.service import apply_commands
+from services.rectification.service import StateCache, apply_commands
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 HOTLINE = Actor(agency_id="hotline-12345", role=Role.CHANNEL)
@@ -23,14 +23,16 @@ REF = reference()
 UNITS, CATS = frozenset(REF.units), frozenset(REF.categories)
 
 
-def file_cmd(case_id: str = "RC-1", unit: str = "meiwan", actor: Actor = HOTLINE) -> CommandEnvelope:
+def file_cmd(
+    case_id: str = "RC-1", unit: str = "meiwan", actor: Actor = HOTLINE, at: datetime = NOW
+) -> CommandEnvelope:
     cid = uuid.uuid4()
     return CommandEnvelope(
         command_id=cid,
         command_type="FileComplaint",
         schema_version=1,
         case_id=case_id,
-        issued_at=NOW,
+        issued_at=at,
         actor=actor,
         correlation_id=cid,
         payload=FileComplaint(
@@ -43,8 +45,9 @@ def file_cmd(case_id: str = "RC-1", unit: str = "meiwan", actor: Actor = HOTLINE
     )
 
 
-async def run(store: InMemoryEventStore, *cmds: CommandEnvelope):  # type: ignore[no-untyped-def]
-    return await apply_commands(store, list(cmds), clock=lambda: NOW, units=UNITS, categories=CATS)
+async def run(store: InMemoryEventStore, *cmds: CommandEnvelope, cache: StateCache | None = None):  # type: ignore[no-untyped-def]
+    d = await apply_commands(store, list(cmds), clock=lambda: NOW, units=UNITS, categories=CATS, cache=cache)
+    return d.outgoing, d.outcomes
 
 
 async def test_filing_appends_one_event_and_emits_event_public_fact_and_outcome() -> None:
@@ -94,16 +97,16 @@ async def test_a_conflicting_append_is_retried_against_the_new_state() -> None:
     real_load = store.load
     raced = False
 
-    async def racing_load(ids):  # type: ignore[no-untyped-def]
+    async def racing_load(ids, after=None):  # type: ignore[no-untyped-def]
         nonlocal raced
-        result = await real_load(ids)
+        result = await real_load(ids, after)
         if not raced:
             raced = True
             await run(store, cmd_b)  # another writer gets there between our load and our append
         return result
 
     store.load = racing_load  # type: ignore[method-assign]
-    _, outcomes = await apply_commands(store, [cmd_a], clock=lambda: NOW, units=UNITS, categories=CATS)
+    _, outcomes = await run(store, cmd_a)
     assert outcomes[0][1] is not None and outcomes[0][1].code == "already_filed"
     assert len(store.streams["RC-1"]) == 1
 

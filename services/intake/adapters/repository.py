@@ -39,6 +39,7 @@ class Submission:
     case_version: int | None
     received_at: datetime
     decided_at: datetime | None
+    complainant_ref: str | None = None
 
 
 async def provision_agency(
@@ -106,7 +107,8 @@ async def insert_submission(conn: asyncpg.Connection, s: Submission) -> bool:
     """False when the agency already used this idempotency key (the caller then reads that submission)."""
     done = await conn.fetchval(
         "INSERT INTO submissions (submission_id, agency_id, idempotency_key, request_hash, command_type, case_id,"
-        " received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (agency_id, idempotency_key) DO NOTHING "
+        " received_at, complainant_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (agency_id, idempotency_key) DO NOTHING "
         "RETURNING true",
         s.submission_id,
         s.agency_id,
@@ -115,13 +117,14 @@ async def insert_submission(conn: asyncpg.Connection, s: Submission) -> bool:
         s.command_type,
         s.case_id,
         s.received_at,
+        s.complainant_ref,
     )
     return bool(done)
 
 
 _SUBMISSION_COLUMNS = (
     "submission_id, agency_id, idempotency_key, request_hash, command_type, case_id, status, code, reason,"
-    " case_version, received_at, decided_at"
+    " case_version, received_at, decided_at, complainant_ref"
 )
 
 
@@ -134,6 +137,13 @@ async def get_submission(
         agency_id,
     )
     return Submission(**dict(row)) if row else None
+
+
+async def case_exists(conn: asyncpg.Connection, case_id: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM submissions WHERE case_id = $1 AND command_type = 'FileComplaint' LIMIT 1", case_id
+    )
+    return bool(found)
 
 
 async def get_submission_by_key(conn: asyncpg.Connection, agency_id: str, idempotency_key: str) -> Submission | None:

@@ -2,33 +2,36 @@
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Self
 
 import asyncpg
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.common import http
-from services.common.contracts import CommandEnvelope, FileComplaint, Role
+from services.common.contracts import Command, CommandEnvelope, FileComplaint, Role
 from services.common.db import create_pool
 from services.common.outbox import OutgoingMessage, enqueue
 from services.common.reference import reference
 from services.common.topics import COMMANDS
 from services.intake.adapters import repository as repo
 from services.intake.adapters.repository import Agency, Submission
+from services.intake.commands import COMMAND_ROUTES, CommandRoute
 from services.intake.domain import ComplaintRequest, case_number, complainant_ref, fingerprint
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+CASE_ID_PATTERN = r"^RC-[0-9]{8}-[0-9]{6,}$"
 
 
 class SubmissionOut(BaseModel):
     submission_id: uuid.UUID
     case_id: str
+    complainant_ref: str | None = None  # on a filing: the complainant's opaque ref, to relay their rating later
     command: str
     status: str  # received | applied | refused
     code: str | None = None
@@ -43,6 +46,7 @@ class SubmissionOut(BaseModel):
         return cls(
             submission_id=s.submission_id,
             case_id=s.case_id,
+            complainant_ref=s.complainant_ref,
             command=s.command_type,
             status=s.status,
             code=s.code,
@@ -122,87 +126,141 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
             return JSONResponse({"status": "database unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.post(
-        "/v1/complaints",
-        status_code=202,
-        response_model=SubmissionOut,
-        responses=ERRORS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": ComplaintRequest.model_json_schema()}},
-            }
-        },
-        summary="File a complaint (filing channels only)",
-    )
-    async def file_complaint(
-        request: Request,
-        who: Annotated[Agency, Depends(agency)],
-        idempotency_key: Annotated[
-            str | None, Header(description="Same key and body: same answer. Same key, other body: 409.")
-        ] = None,
-    ) -> JSONResponse:
-        if who.role is not Role.CHANNEL or who.channel is None:
-            raise http.Problem(403, "Forbidden", "only a filing channel may file complaints")
-        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+    def idempotency(key: str | None) -> str | None:
+        if key is not None and not IDEMPOTENCY_KEY.match(key):
             raise http.Problem(
                 422,
                 "Invalid request",
                 "bad Idempotency-Key header",
                 [{"field": "Idempotency-Key", "reason": "1 to 200 printable ASCII characters"}],
             )
+        return key
+
+    IdempotencyKey = Annotated[
+        str | None, Header(description="Same key and body: same answer. Same key, other body: 409.")
+    ]
+
+    async def submit(
+        conn: asyncpg.Connection,
+        who: Agency,
+        key: str | None,
+        digest: bytes,
+        case_id: str | None,
+        make_command: Callable[[str, uuid.UUID], Command],
+        store_private: Callable[[asyncpg.Connection], Awaitable[str | None]] | None = None,
+    ) -> JSONResponse:
+        """One transaction: the submission, any private data, and the command's outbox row; then 202."""
+        if key is not None:
+            replay = await _replay(conn, who, key, digest)
+            if replay is not None:
+                return replay
+        now = clock()
+        async with conn.transaction():
+            if case_id is None:
+                case_id = case_number(now, await repo.next_case_seq(conn))
+            submission_id = uuid.uuid4()
+            ref = await store_private(conn) if store_private else None
+            command = make_command(case_id, submission_id)
+            submission = Submission(
+                submission_id=submission_id,
+                agency_id=who.agency_id,
+                idempotency_key=key,
+                request_hash=digest,
+                command_type=command.message_type,
+                case_id=case_id,
+                status="received",
+                code=None,
+                reason=None,
+                case_version=None,
+                received_at=now,
+                decided_at=None,
+                complainant_ref=ref,
+            )
+            if not await repo.insert_submission(conn, submission):
+                raise _RaceLost
+            envelope = CommandEnvelope(
+                command_id=submission_id,
+                command_type=command.message_type,
+                schema_version=command.schema_version,
+                case_id=case_id,
+                issued_at=now,
+                actor=who.actor,
+                correlation_id=submission_id,
+                payload=command,
+            )
+            await enqueue(conn, [OutgoingMessage.command(COMMANDS, envelope)])
+        return _accepted(submission)
+
+    @app.post(
+        "/v1/complaints",
+        status_code=202,
+        response_model=SubmissionOut,
+        responses=ERRORS,
+        openapi_extra=_body_doc(ComplaintRequest),
+        summary="File a complaint (filing channels only)",
+        tags=["filing"],
+    )
+    async def file_complaint(
+        request: Request, who: Annotated[Agency, Depends(agency)], idempotency_key: IdempotencyKey = None
+    ) -> JSONResponse:
+        if who.role is not Role.CHANNEL or who.channel is None:
+            raise http.Problem(403, "Forbidden", "only a filing channel may file complaints")
+        key = idempotency(idempotency_key)
         body, raw = await http.read_body(request, ComplaintRequest, max_body_bytes)
         _check_reference(body)
-        digest = fingerprint(raw)
-        now = clock()
+        person = body.complainant
+        ref = complainant_ref()
+
+        async def store_person(conn: asyncpg.Connection) -> str:
+            await repo.store_complainant(conn, ref, person.name, person.phone, person.email)
+            return ref
+
+        def command(case_id: str, _: uuid.UUID) -> Command:
+            return FileComplaint(
+                channel=who.channel,  # type: ignore[arg-type]
+                category=body.category,
+                unit_id=body.unit_id,
+                cadre=body.cadre,
+                description=body.description,
+                location=body.location,
+                happened_on=body.happened_on,
+                severity=body.severity,
+                complainant_ref=ref,
+            )
+
         async with pool(request).acquire() as conn:
-            if idempotency_key is not None:
-                replay = await _replay(conn, who, idempotency_key, digest)
-                if replay is not None:
-                    return replay
-            async with conn.transaction():
-                case_id = case_number(now, await repo.next_case_seq(conn))
-                submission = Submission(
-                    submission_id=uuid.uuid4(),
-                    agency_id=who.agency_id,
-                    idempotency_key=idempotency_key,
-                    request_hash=digest,
-                    command_type=FileComplaint.message_type,
-                    case_id=case_id,
-                    status="received",
-                    code=None,
-                    reason=None,
-                    case_version=None,
-                    received_at=now,
-                    decided_at=None,
-                )
-                if not await repo.insert_submission(conn, submission):
-                    raise _RaceLost
-                ref = complainant_ref()
-                person = body.complainant
-                await repo.store_complainant(conn, ref, person.name, person.phone, person.email)
-                command = CommandEnvelope(
-                    command_id=submission.submission_id,
-                    command_type=FileComplaint.message_type,
-                    schema_version=FileComplaint.schema_version,
-                    case_id=case_id,
-                    issued_at=now,
-                    actor=who.actor,
-                    correlation_id=submission.submission_id,
-                    payload=FileComplaint(
-                        channel=who.channel,  # type: ignore[arg-type]
-                        category=body.category,
-                        unit_id=body.unit_id,
-                        cadre=body.cadre,
-                        description=body.description,
-                        location=body.location,
-                        happened_on=body.happened_on,
-                        severity=body.severity,
-                        complainant_ref=ref,
-                    ),
-                )
-                await enqueue(conn, [OutgoingMessage.command(COMMANDS, command)])
-        return _accepted(submission)
+            return await submit(conn, who, key, fingerprint(raw), None, command, store_person)
+
+    def add_command_route(route: CommandRoute) -> None:
+        async def endpoint(
+            case_id: Annotated[str, Path(pattern=CASE_ID_PATTERN, description="the case id, e.g. RC-20261123-000001")],
+            request: Request,
+            who: Annotated[Agency, Depends(agency)],
+            idempotency_key: IdempotencyKey = None,
+        ) -> JSONResponse:
+            if who.role not in route.roles:
+                allowed = " or ".join(sorted(r.value for r in route.roles))
+                raise http.Problem(403, "Forbidden", f"only a {allowed} may {route.path.replace('-', ' ')}")
+            key = idempotency(idempotency_key)
+            body, raw = await http.read_body(request, route.command, max_body_bytes)
+            async with pool(request).acquire() as conn:
+                if not await repo.case_exists(conn, case_id):
+                    raise http.Problem(404, "Not found", f"no case {case_id}")
+                return await submit(conn, who, key, fingerprint(raw), case_id, lambda *_: body)
+
+        app.post(
+            f"/v1/cases/{{case_id}}/{route.path}",
+            status_code=202,
+            response_model=SubmissionOut,
+            responses=ERRORS | {404: {"model": ProblemOut, "description": "No such case"}},
+            openapi_extra=_body_doc(route.command),
+            summary=route.summary,
+            name=route.command.message_type,
+            tags=["case lifecycle"],
+        )(endpoint)
+
+    for route in COMMAND_ROUTES:
+        add_command_route(route)
 
     @app.get(
         "/v1/submissions/{submission_id}",
@@ -225,6 +283,10 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
         return http.Problem(409, "Conflict", "a request with this Idempotency-Key is in progress; retry").response()
 
     return app
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 def _check_reference(body: ComplaintRequest) -> None:

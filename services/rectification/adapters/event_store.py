@@ -17,7 +17,9 @@ class ConcurrencyConflict(Exception):
 
 
 class EventStore(Protocol):
-    async def load(self, stream_ids: Iterable[str]) -> dict[str, list[EventEnvelope]]: ...
+    async def load(
+        self, stream_ids: Iterable[str], after: dict[str, int] | None = None
+    ) -> dict[str, list[EventEnvelope]]: ...
 
     async def append(self, envelopes: list[EventEnvelope]) -> None: ...
 
@@ -28,11 +30,18 @@ class PostgresEventStore:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def load(self, stream_ids: Iterable[str]) -> dict[str, list[EventEnvelope]]:
+    async def load(
+        self, stream_ids: Iterable[str], after: dict[str, int] | None = None
+    ) -> dict[str, list[EventEnvelope]]:
+        """Each stream's events in order; with ``after``, only those past the given version of that stream."""
+        ids = sorted(set(stream_ids))
+        after = after or {}
         rows = await self.conn.fetch(
-            "SELECT stream_id, envelope::text AS envelope FROM events WHERE stream_id = ANY($1::text[]) "
-            "ORDER BY stream_id, stream_version",
-            list(set(stream_ids)),
+            "SELECT e.stream_id, e.envelope::text AS envelope FROM events e "
+            "JOIN unnest($1::text[], $2::int[]) AS s(stream_id, after) ON e.stream_id = s.stream_id "
+            "WHERE e.stream_version > s.after ORDER BY e.stream_id, e.stream_version",
+            ids,
+            [after.get(i, 0) for i in ids],
         )
         streams: dict[str, list[EventEnvelope]] = defaultdict(list)
         for row in rows:
@@ -42,8 +51,20 @@ class PostgresEventStore:
     async def append(self, envelopes: list[EventEnvelope]) -> None:
         if not envelopes:
             return
+        expected = _expected_heads(envelopes)
         try:
             async with self.conn.transaction():
+                heads = await self.conn.fetch(
+                    "SELECT stream_id, max(stream_version) AS head FROM events WHERE stream_id = ANY($1::text[]) "
+                    "GROUP BY stream_id",
+                    list(expected),
+                )
+                found = {r["stream_id"]: r["head"] for r in heads}
+                for stream_id, head in expected.items():
+                    if found.get(stream_id, 0) != head:
+                        raise ConcurrencyConflict(
+                            f"{stream_id}: expected version {head}, found {found.get(stream_id, 0)}"
+                        )
                 await self.conn.execute(
                     "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,"
                     " occurred_at, recorded_at, envelope) "
@@ -62,12 +83,24 @@ class PostgresEventStore:
             raise ConcurrencyConflict(str(exc)) from exc
 
 
+def _expected_heads(envelopes: list[EventEnvelope]) -> dict[str, int]:
+    """The version each stream must be at before the append: one below its first new event."""
+    heads: dict[str, int] = {}
+    for e in envelopes:
+        heads.setdefault(e.stream_id, e.stream_version - 1)
+    return heads
+
+
 class InMemoryEventStore:
     def __init__(self) -> None:
         self.streams: dict[str, list[EventEnvelope]] = defaultdict(list)
 
-    async def load(self, stream_ids: Iterable[str]) -> dict[str, list[EventEnvelope]]:
-        return {s: list(self.streams[s]) for s in set(stream_ids) if self.streams.get(s)}
+    async def load(
+        self, stream_ids: Iterable[str], after: dict[str, int] | None = None
+    ) -> dict[str, list[EventEnvelope]]:
+        after = after or {}
+        found = {s: self.streams[s][after.get(s, 0) :] for s in set(stream_ids) if self.streams.get(s)}
+        return {s: events for s, events in found.items() if events}
 
     async def append(self, envelopes: list[EventEnvelope]) -> None:
         staged: dict[str, int] = {}

@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import asyncpg
 
 from services.common.contracts import CommandEnvelope
-from services.common.inbox import Decoded
+from services.common.inbox import Decoded, Handler
 from services.common.metrics import COMMANDS_DECIDED
 from services.common.outbox import enqueue
 from services.rectification.adapters.event_store import PostgresEventStore
-from services.rectification.service import Clock, apply_commands
+from services.rectification.adapters.projections import refresh_projections
+from services.rectification.service import Rules, StateCache, apply_commands
 
 
-def command_handler(clock: Clock, units: frozenset[str], categories: frozenset[str]):  # type: ignore[no-untyped-def]
-    async def handle(conn: asyncpg.Connection, batch: list[Decoded[CommandEnvelope]]) -> None:
-        outgoing, outcomes = await apply_commands(
-            PostgresEventStore(conn), [d.message for d in batch], clock=clock, units=units, categories=categories
+def command_handler(rules: Rules, cache: StateCache | None = None) -> Handler[CommandEnvelope]:
+    async def handle(conn: asyncpg.Connection, batch: list[Decoded[CommandEnvelope]]) -> Callable[[], None] | None:
+        decisions = await apply_commands(
+            PostgresEventStore(conn),
+            [d.message for d in batch],
+            cache=cache,
+            **rules.kwargs(),  # type: ignore[arg-type]
         )
-        await enqueue(conn, outgoing)
-        counts = Counter("refused" if refusal else "applied" for _, refusal in outcomes)
+        await enqueue(conn, decisions.outgoing)
+        await refresh_projections(conn, decisions.states, {e.stream_id for e in decisions.appended}, rules.calendar)
+        counts = Counter("refused" if refusal else "applied" for _, refusal in decisions.outcomes)
         for outcome, n in counts.items():
             COMMANDS_DECIDED.labels(outcome).inc(n)
+        if cache is None:
+            return None
+        return lambda: cache.put(decisions.states)
 
     return handle

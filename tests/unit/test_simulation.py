@@ -1,0 +1,183 @@
+"""A month of cases through the real service layer on the in-memory event store, under a fake clock.
+
+300 complaints against the reference units walk every path of the lifecycle (services/rectification/simulation.py).
+The run is deterministic: twice over, the event streams are the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+
+from services.common import contracts as c
+from services.common.contracts import CaseStatus, CommandEnvelope, EventEnvelope, decode_event, encode_event
+from services.common.outbox import OutgoingMessage
+from services.common.reference import reference
+from services.common.topics import PUBLIC_CASES
+from services.rectification.adapters.event_store import InMemoryEventStore
+from services.rectification.domain.calendar import load_calendar
+from services.rectification.domain.case import UNIT_STATUSES, CaseState, Refused, fold
+from services.rectification.domain.time_limits import load_time_limits
+from services.rectification.service import apply_commands
+from services.rectification.simulation import PATHS, PRIVATE, Simulation, month_of_cases
+
+SEED = 2026
+CASES = 300
+BATCH = 40
+CALENDAR = load_calendar()
+POLICY = load_time_limits()
+REF = reference()
+UNITS, CATEGORIES = frozenset(REF.units), frozenset(REF.categories)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    simulation: Simulation
+    streams: dict[str, list[EventEnvelope]]
+    outgoing: list[OutgoingMessage]
+    refusals: list[tuple[CommandEnvelope, Refused | None]]
+
+    def encoded(self) -> bytes:
+        return b"\n".join(encode_event(e) for case_id in sorted(self.streams) for e in self.streams[case_id])
+
+    def events(self, cls: type[c.CaseEvent]) -> list[tuple[str, c.CaseEvent]]:
+        return [(e.stream_id, e.payload) for s in self.streams.values() for e in s if isinstance(e.payload, cls)]  # type: ignore[misc]
+
+    def final(self, case_id: str) -> CaseState:
+        state = fold(case_id, [e.payload for e in self.streams[case_id]])
+        assert state is not None
+        return state
+
+
+async def simulate() -> Outcome:
+    simulation = month_of_cases(
+        seed=SEED, calendar=CALENDAR, policy=POLICY, units=sorted(UNITS), categories=sorted(CATEGORIES), cases=CASES
+    )
+    commands = simulation.envelopes()
+    store = InMemoryEventStore()
+    outgoing: list[OutgoingMessage] = []
+    outcomes: list[tuple[CommandEnvelope, Refused | None]] = []
+    for i in range(0, len(commands), BATCH):
+        batch = commands[i : i + BATCH]
+        decisions = await apply_commands(
+            store,
+            batch,
+            clock=lambda batch=batch: batch[-1].issued_at,  # type: ignore[misc]
+            units=UNITS,
+            categories=CATEGORIES,
+            calendar=CALENDAR,
+            policy=POLICY,
+        )
+        outgoing += decisions.outgoing
+        outcomes += decisions.outcomes
+    return Outcome(simulation, dict(store.streams), outgoing, outcomes)
+
+
+@cache
+def outcome() -> Outcome:
+    return asyncio.run(simulate())
+
+
+def test_the_month_replays_byte_for_byte() -> None:
+    again = asyncio.run(simulate())
+    assert again.encoded() == outcome().encoded()
+    assert [m.value for m in again.outgoing] == [m.value for m in outcome().outgoing]
+
+
+def test_every_command_applies_except_the_ones_meant_to_be_refused() -> None:
+    run = outcome()
+    expected = [item.expect for item in run.simulation.schedule]
+    got = [refusal.code if refusal else None for _, refusal in run.refusals]
+    assert got == expected
+    assert Counter(code for code in got if code) == {
+        "not_your_case": Counter(run.simulation.paths.values())["transferred"],
+        "already_marked": got.count("already_marked"),
+        "already_rated": got.count("already_rated"),
+    }
+    assert got.count("already_marked") > 0 and got.count("already_rated") > 0
+    refused = {command.command_id for command, refusal in run.refusals if refusal}
+    assert not any(e.causation_id in refused for s in run.streams.values() for e in s)
+
+
+def test_every_path_and_every_case_event_occurs() -> None:
+    run = outcome()
+    assert len(run.streams) == CASES
+    assert set(PATHS) <= set(run.simulation.paths.values())
+    seen = Counter(e.event_type for s in run.streams.values() for e in s)
+    case_events = {cls.message_type for cls in c.MESSAGE_CLASSES if issubclass(cls, c.CaseEvent)}
+    assert case_events <= set(seen), case_events - set(seen)
+    assert seen["CaseFiled"] == CASES
+
+
+def test_streams_are_whole_and_versions_count_events() -> None:
+    for case_id, stream in outcome().streams.items():
+        assert stream[0].event_type == "CaseFiled"
+        assert [e.stream_version for e in stream] == list(range(1, len(stream) + 1))
+        assert outcome().final(case_id).version == len(stream)
+
+
+def test_outcomes_of_the_paths() -> None:
+    run = outcome()
+    paths = run.simulation.paths
+    finals = {case_id: run.final(case_id) for case_id in run.streams}
+    by_status = Counter(state.status for state in finals.values())
+    assert by_status[CaseStatus.DISMISSED] == Counter(paths.values())["dismissed"]
+    assert by_status[CaseStatus.MERGED] == Counter(paths.values())["merged"]
+    for case_id, path in paths.items():
+        state = finals[case_id]
+        if path == "stalled":
+            assert state.status in UNIT_STATUSES and state.marked
+        elif path == "reopened":
+            assert state.reopen_count >= 1 and state.status is CaseStatus.CLOSED
+        elif path == "merged_survivor":
+            assert len(state.complainant_refs) == 2
+        elif path == "transferred":
+            assert state.responsible_unit_id == state.unit_id
+    redos = sum(state.redo_count for state in finals.values())
+    assert redos == len(run.events(c.RectificationRejected)) > 0
+
+
+def test_aggregate_rates_look_like_a_real_month() -> None:
+    run = outcome()
+    acks = [e for _, e in run.events(c.CaseAcknowledged)]
+    on_time_acks = sum(e.on_time for e in acks) / len(acks)  # type: ignore[attr-defined]
+    rectified = [e for _, e in run.events(c.RectificationSubmitted)]
+    on_time_rectified = sum(e.on_time for e in rectified) / len(rectified)  # type: ignore[attr-defined]
+    assert 0.7 < on_time_acks < 1 and 0.7 < on_time_rectified < 1
+    first_pass = [e.first_pass for _, e in run.events(c.RectificationAccepted)]  # type: ignore[attr-defined]
+    assert 0.7 < sum(first_pass) / len(first_pass) < 1
+    units = {e.responsible_unit_id for _, e in run.events(c.CaseAssigned)}  # type: ignore[attr-defined]
+    assert units == UNITS
+    assert {e.policy_version for _, e in run.events(c.CaseAssigned)} == {POLICY.version}  # type: ignore[attr-defined]
+
+
+def test_each_deadline_breach_is_recorded_once_and_escalation_names_the_late_unit() -> None:
+    run = outcome()
+    breaches = Counter((case_id, e.which, e.due) for case_id, e in run.events(c.DeadlinePassed))  # type: ignore[attr-defined]
+    assert breaches and max(breaches.values()) == 1
+    escalations = run.events(c.CaseEscalated)
+    assert len(escalations) == Counter(run.simulation.paths.values())["overdue"]
+    for case_id, e in escalations:
+        assert e.longest_holder == e.holder == f"unit:{run.final(case_id).responsible_unit_id}"  # type: ignore[attr-defined]
+
+
+def test_the_public_sees_only_approved_text() -> None:
+    run = outcome()
+    approved = {
+        text
+        for _, e in run.events(c.CasePublished)
+        for text in (e.problem_summary, e.result_summary)  # type: ignore[attr-defined]
+    }
+    public = [m.value for m in run.outgoing if m.topic == PUBLIC_CASES.name]
+    # one public fact per event that changed what the public sees; internal steps add none
+    positions = {(decode_event(raw).stream_id, decode_event(raw).stream_version) for raw in public}
+    assert len(positions) == len(public) < sum(len(s) for s in run.streams.values())
+    assert positions <= {(e.stream_id, e.stream_version) for s in run.streams.values() for e in s}
+    assert {case_id for case_id, _ in positions} == set(run.streams)
+    for raw in public:
+        assert PRIVATE.encode() not in raw and b"cp-" not in raw and "办公室主任".encode() not in raw
+        view = decode_event(raw).payload
+        assert isinstance(view, c.PublicCaseChanged)
+        assert {view.problem_summary, view.result_summary} <= approved | {None}
