@@ -507,6 +507,28 @@ class SubmissionApplied(SubmissionOutcome):
     events: tuple[str, ...]
 
 
+class SubmissionAppliedV2(SubmissionOutcome):
+    """Rectification applied a submitted command. v2 adds who may now act on the case.
+
+    ``status`` and ``responsible_unit_id`` are the case's after the command, so intake can scope access
+    (a unit acts only on cases assigned to it) in the same transaction as the submission's status.
+    Read from v1 by ``upcast_submission_applied_v1``: both unknown (None).
+    """
+
+    message_type: ClassVar[str] = "SubmissionApplied"
+    schema_version: ClassVar[int] = 2
+    submission_id: uuid.UUID
+    case_id: Ident
+    case_version: int = Field(ge=1)
+    events: tuple[str, ...]
+    status: CaseStatus | None
+    responsible_unit_id: Ident | None
+
+
+def upcast_submission_applied_v1(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "status": None, "responsible_unit_id": None}
+
+
 class SubmissionRefused(SubmissionOutcome):
     """Rectification refused a submitted command; ``reason`` says why in words a person can act on."""
 
@@ -630,6 +652,7 @@ MESSAGE_CLASSES: tuple[type[Message], ...] = (
     CaseEscalated,
     AccountabilityRecorded,
     SubmissionApplied,
+    SubmissionAppliedV2,
     SubmissionRefused,
     PublicCaseChanged,
 )
@@ -640,7 +663,9 @@ for _cls in MESSAGE_CLASSES:
     LATEST[_cls.message_type] = max(LATEST.get(_cls.message_type, 0), _cls.schema_version)
 
 # (message_type, from_version) -> function turning that version's payload dict into the next version's.
-UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("SubmissionApplied", 1): upcast_submission_applied_v1,
+}
 
 
 class ContractError(ValueError):

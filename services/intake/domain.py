@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
 
-from services.common.contracts import Ident, Severity, ShortText, Text
+from services.common.contracts import Ident, Role, Severity, ShortText, Text
 
 CHINA = timezone(timedelta(hours=8))
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
@@ -39,6 +39,17 @@ class ComplaintRequest(Strict):
     happened_on: date | None = None
     severity: Severity = Severity.GENERAL
     complainant: Complainant
+
+
+def may_access(role: Role, agency_id: str, unit_id: str | None, filed_by: str, responsible_unit_id: str | None) -> bool:
+    """Supervisors see every case; a filing channel the cases it filed; a unit the cases it is responsible for now."""
+    if role is Role.SUPERVISOR:
+        return True
+    if role is Role.CHANNEL:
+        return agency_id == filed_by
+    if role is Role.UNIT:
+        return unit_id is not None and unit_id == responsible_unit_id
+    return False
 
 
 def fingerprint(raw_body: bytes) -> bytes:

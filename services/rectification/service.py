@@ -17,7 +17,7 @@ from services.common.contracts import (
     EventEnvelope,
     MergeCase,
     Role,
-    SubmissionApplied,
+    SubmissionAppliedV2,
     SubmissionRefused,
     wrap_event,
 )
@@ -198,11 +198,16 @@ def _outcome(
     now: datetime,
     types: list[str] | None = None,
 ) -> OutgoingMessage:
-    payload: SubmissionApplied | SubmissionRefused
+    payload: SubmissionAppliedV2 | SubmissionRefused
     if refusal is None:
         assert state is not None
-        payload = SubmissionApplied(
-            submission_id=cmd.command_id, case_id=cmd.case_id, case_version=state.version, events=tuple(types or ())
+        payload = SubmissionAppliedV2(
+            submission_id=cmd.command_id,
+            case_id=cmd.case_id,
+            case_version=state.version,
+            events=tuple(types or ()),
+            status=state.status,
+            responsible_unit_id=state.responsible_unit_id,
         )
     else:
         payload = SubmissionRefused(

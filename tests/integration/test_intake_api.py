@@ -1,6 +1,7 @@
 """Intake's HTTP API on the real PostgreSQL: durable before 202, idempotent, strict, scoped to the agency."""
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -8,10 +9,13 @@ import asyncpg
 import httpx
 import pytest
 
-from services.common.contracts import Role, decode_command
+from services.common.contracts import Actor, Role, SubmissionAppliedV2, decode_command, wrap_event
 from services.common.db import migrate
+from services.common.inbox import Decoded, Record
 from services.intake.adapters.repository import provision_agency
+from services.intake.commands import COMMAND_ROUTES
 from services.intake.entrypoints.http import create_app
+from services.intake.entrypoints.outcomes import apply_outcomes
 from tests.integration.conftest import SERVICES
 
 pytestmark = pytest.mark.integration
@@ -146,44 +150,105 @@ async def test_openapi_documents_the_strict_body(api: Api) -> None:
     assert {"202", "401", "409", "422"} <= set(op["responses"])
 
 
+async def rectification_applied(api: Api, case_id: str, version: int, status: str, unit: str | None) -> None:
+    """What rectification would send back after applying a command: the outcome intake consumes."""
+    sid = await api.pool.fetchval(
+        "SELECT submission_id FROM submissions WHERE case_id = $1 ORDER BY received_at DESC LIMIT 1", case_id
+    )
+    payload = SubmissionAppliedV2(
+        submission_id=sid, case_id=case_id, case_version=version, events=(), status=status, responsible_unit_id=unit
+    )
+    env = wrap_event(
+        payload,
+        stream_id=case_id,
+        stream_version=version,
+        occurred_at=datetime.now(UTC),
+        recorded_at=datetime.now(UTC),
+        actor=Actor(agency_id="rectification", role=Role.SYSTEM),
+        correlation_id=uuid.uuid4(),
+        causation_id=None,
+    )
+    async with api.pool.acquire() as conn, conn.transaction():
+        await apply_outcomes(conn, [Decoded(Record("outcomes", 0, 0, None, b""), env)])
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 async def test_lifecycle_commands_are_accepted_from_the_right_roles(api: Api) -> None:
     async with api.pool.acquire() as conn:
         unit_key = await provision_agency(conn, "unit-meiwan", "梅湾街道", Role.UNIT, unit_id="meiwan")
     filed = (await api.post("hotline")).json()
     assert filed["complainant_ref"].startswith("cp-")
     case = filed["case_id"]
-
-    def as_(key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key}"}
+    await rectification_applied(api, case, 1, "filed", None)
 
     assign = {"responsible_unit_id": "meiwan", "first_officer": "梅湾街道 李主任"}
-    r = await api.client.post(f"/v1/cases/{case}/assign", json=assign, headers=as_(api.keys["office"]))
+    r = await api.client.post(f"/v1/cases/{case}/assign", json=assign, headers=bearer(api.keys["office"]))
     assert r.status_code == 202, r.text
     assert r.json()["command"] == "AssignCase" and r.json()["case_id"] == case
     command = decode_command(await api.pool.fetchval("SELECT value FROM outbox ORDER BY id DESC LIMIT 1"))
     assert command.payload.message_type == "AssignCase" and command.actor.role == "supervisor"
 
-    ack = await api.client.post(f"/v1/cases/{case}/acknowledge", json={}, headers=as_(unit_key))
+    before = await api.client.post(f"/v1/cases/{case}/acknowledge", json={}, headers=bearer(unit_key))
+    assert before.status_code == 404  # not yet this unit's case
+    await rectification_applied(api, case, 2, "assigned", "meiwan")
+    ack = await api.client.post(f"/v1/cases/{case}/acknowledge", json={}, headers=bearer(unit_key))
     assert ack.status_code == 202
-    assert (
-        await api.client.post(f"/v1/cases/{case}/assign", json=assign, headers=as_(api.keys["hotline"]))
-    ).status_code == 403
-    assert (
-        await api.client.post(f"/v1/cases/{case}/acknowledge", json={}, headers=as_(api.keys["office"]))
-    ).status_code == 403
-    missing = await api.client.post("/v1/cases/RC-20260101-999999/assign", json=assign, headers=as_(api.keys["office"]))
+    seen = await api.client.get(f"/v1/cases/{case}", headers=bearer(unit_key))
+    assert seen.json()["responsible_unit_id"] == "meiwan" and seen.json()["case_version"] == 2
+    await rectification_applied(api, case, 1, "filed", None)  # a stale, redelivered outcome changes nothing
+    assert (await api.client.get(f"/v1/cases/{case}", headers=bearer(unit_key))).json()["case_version"] == 2
+
+    hotline, office = bearer(api.keys["hotline"]), bearer(api.keys["office"])
+    assert (await api.client.post(f"/v1/cases/{case}/assign", json=assign, headers=hotline)).status_code == 403
+    assert (await api.client.post(f"/v1/cases/{case}/acknowledge", json={}, headers=office)).status_code == 403
+    missing = await api.client.post("/v1/cases/RC-20260101-999999/assign", json=assign, headers=office)
     assert missing.status_code == 404
     bad = await api.client.post(
-        f"/v1/cases/{case}/reject", json={"reason": "证据不足", "working_days": "five"}, headers=as_(api.keys["office"])
+        f"/v1/cases/{case}/reject", json={"reason": "证据不足", "working_days": "five"}, headers=office
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "working_days"
-    odd = await api.client.post(f"/v1/cases/{case}/assign", json=assign | {"x": 1}, headers=as_(api.keys["office"]))
+    odd = await api.client.post(f"/v1/cases/{case}/assign", json=assign | {"x": 1}, headers=office)
     assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "x"
-    weird_id = await api.client.post(
-        "/v1/cases/'; DROP TABLE x;--/assign", json=assign, headers=as_(api.keys["office"])
-    )
+    weird_id = await api.client.post("/v1/cases/'; DROP TABLE x;--/assign", json=assign, headers=office)
     assert weird_id.status_code in (404, 422)
     assert await api.pool.fetchval("SELECT count(*) FROM submissions") == 3
+
+
+async def test_every_agency_sees_only_its_cases_on_every_endpoint(api: Api) -> None:
+    """The access matrix: each agency against each case, on every case endpoint. Not visible means 404."""
+    async with api.pool.acquire() as conn:
+        api.keys["meiwan"] = await provision_agency(conn, "unit-meiwan", "梅湾街道", Role.UNIT, unit_id="meiwan")
+        api.keys["renwan"] = await provision_agency(conn, "unit-renwan", "仁湾镇", Role.UNIT, unit_id="renwan")
+    case_a = (await api.post("hotline")).json()["case_id"]
+    case_b = (await api.post("portal")).json()["case_id"]
+    await rectification_applied(api, case_a, 2, "assigned", "meiwan")
+    await rectification_applied(api, case_b, 1, "filed", None)
+    sees = {
+        "office": {case_a, case_b},
+        "hotline": {case_a},
+        "portal": {case_b},
+        "meiwan": {case_a},
+        "renwan": set(),
+    }
+    for who, visible in sees.items():
+        listed = (await api.client.get("/v1/cases", headers=bearer(api.keys[who]))).json()["cases"]
+        assert {c["case_id"] for c in listed} == visible, who
+        for case in (case_a, case_b):
+            r = await api.client.get(f"/v1/cases/{case}", headers=bearer(api.keys[who]))
+            assert (r.status_code == 200) == (case in visible), (who, case)
+            for route in COMMAND_ROUTES:
+                r = await api.client.post(f"/v1/cases/{case}/{route.path}", json={}, headers=bearer(api.keys[who]))
+                role = {"office": Role.SUPERVISOR, "meiwan": Role.UNIT, "renwan": Role.UNIT}.get(who, Role.CHANNEL)
+                if role not in route.roles:
+                    assert r.status_code == 403, (who, case, route.path, r.text)
+                elif case in visible:
+                    assert r.status_code in (202, 422), (who, case, route.path, r.text)
+                else:
+                    assert r.status_code == 404, (who, case, route.path, r.text)
+                    assert "RC-" not in r.json()["title"]
 
 
 async def test_every_lifecycle_command_has_a_documented_route(api: Api) -> None:

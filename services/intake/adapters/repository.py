@@ -139,11 +139,58 @@ async def get_submission(
     return Submission(**dict(row)) if row else None
 
 
-async def case_exists(conn: asyncpg.Connection, case_id: str) -> bool:
-    found = await conn.fetchval(
-        "SELECT true FROM submissions WHERE case_id = $1 AND command_type = 'FileComplaint' LIMIT 1", case_id
+@dataclass(frozen=True, slots=True)
+class CaseAccess:
+    case_id: str
+    filed_by: str
+    status: str
+    responsible_unit_id: str | None
+    case_version: int
+    updated_at: datetime
+
+
+_ACCESS_COLUMNS = "case_id, filed_by, status, responsible_unit_id, case_version, updated_at"
+
+
+async def record_filing(conn: asyncpg.Connection, case_id: str, filed_by: str) -> None:
+    await conn.execute(
+        "INSERT INTO case_access (case_id, filed_by, status) VALUES ($1, $2, 'received')", case_id, filed_by
     )
-    return bool(found)
+
+
+async def get_case_access(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> CaseAccess | None:
+    row = await conn.fetchrow(f"SELECT {_ACCESS_COLUMNS} FROM case_access WHERE case_id = $1", case_id)
+    return CaseAccess(**dict(row)) if row else None
+
+
+async def visible_cases(
+    conn: asyncpg.Connection | asyncpg.Pool, agency: Agency, limit: int, offset: int
+) -> list[CaseAccess]:
+    """The cases an agency may see, newest first; the same rule as ``domain.may_access``, in SQL."""
+    select = f"SELECT {_ACCESS_COLUMNS} FROM case_access"
+    page = "ORDER BY case_id DESC LIMIT $1 OFFSET $2"
+    if agency.role is Role.SUPERVISOR:
+        rows = await conn.fetch(f"{select} {page}", limit, offset)
+    elif agency.role is Role.CHANNEL:
+        rows = await conn.fetch(f"{select} WHERE filed_by = $3 {page}", limit, offset, agency.agency_id)
+    elif agency.role is Role.UNIT and agency.unit_id:
+        rows = await conn.fetch(f"{select} WHERE responsible_unit_id = $3 {page}", limit, offset, agency.unit_id)
+    else:
+        rows = []
+    return [CaseAccess(**dict(r)) for r in rows]
+
+
+async def update_case_access(conn: asyncpg.Connection, changes: list[tuple[str, str, str | None, int]]) -> None:
+    """(case id, status, responsible unit, case version): newer versions win, replays and reorders change nothing."""
+    if not changes:
+        return
+    await conn.execute(
+        "UPDATE case_access a SET status = c.status, responsible_unit_id = c.unit, case_version = c.version,"
+        " updated_at = now() "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS c(case_id, status, unit, version) "
+        "WHERE a.case_id = c.case_id AND a.case_version < c.version",
+        *[list(col) for col in zip(*changes, strict=True)],
+    )
 
 
 async def get_submission_by_key(conn: asyncpg.Connection, agency_id: str, idempotency_key: str) -> Submission | None:

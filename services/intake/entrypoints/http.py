@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 import asyncpg
-from fastapi import Depends, FastAPI, Header, Path, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -19,9 +19,9 @@ from services.common.outbox import OutgoingMessage, enqueue
 from services.common.reference import reference
 from services.common.topics import COMMANDS
 from services.intake.adapters import repository as repo
-from services.intake.adapters.repository import Agency, Submission
+from services.intake.adapters.repository import Agency, CaseAccess, Submission
 from services.intake.commands import COMMAND_ROUTES, CommandRoute
-from services.intake.domain import ComplaintRequest, case_number, complainant_ref, fingerprint
+from services.intake.domain import ComplaintRequest, case_number, complainant_ref, fingerprint, may_access
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -56,6 +56,32 @@ class SubmissionOut(BaseModel):
             decided_at=s.decided_at,
             links={"self": f"/v1/submissions/{s.submission_id}"},
         )
+
+
+class CaseOut(BaseModel):
+    case_id: str
+    status: str  # "received" until rectification has filed it, then the case status
+    responsible_unit_id: str | None
+    case_version: int
+    updated_at: datetime
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, a: CaseAccess) -> Self:
+        return cls(
+            case_id=a.case_id,
+            status=a.status,
+            responsible_unit_id=a.responsible_unit_id,
+            case_version=a.case_version,
+            updated_at=a.updated_at,
+            links={"self": f"/v1/cases/{a.case_id}"},
+        )
+
+
+class CaseList(BaseModel):
+    page: int
+    size: int
+    cases: list[CaseOut]
 
 
 class ProblemOut(BaseModel):
@@ -147,7 +173,7 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
         digest: bytes,
         case_id: str | None,
         make_command: Callable[[str, uuid.UUID], Command],
-        store_private: Callable[[asyncpg.Connection], Awaitable[str | None]] | None = None,
+        store_private: Callable[[asyncpg.Connection, str], Awaitable[str | None]] | None = None,
     ) -> JSONResponse:
         """One transaction: the submission, any private data, and the command's outbox row; then 202."""
         if key is not None:
@@ -159,7 +185,7 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
             if case_id is None:
                 case_id = case_number(now, await repo.next_case_seq(conn))
             submission_id = uuid.uuid4()
-            ref = await store_private(conn) if store_private else None
+            ref = await store_private(conn, case_id) if store_private else None
             command = make_command(case_id, submission_id)
             submission = Submission(
                 submission_id=submission_id,
@@ -211,8 +237,9 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
         person = body.complainant
         ref = complainant_ref()
 
-        async def store_person(conn: asyncpg.Connection) -> str:
+        async def store_person(conn: asyncpg.Connection, case_id: str) -> str:
             await repo.store_complainant(conn, ref, person.name, person.phone, person.email)
+            await repo.record_filing(conn, case_id, who.agency_id)
             return ref
 
         def command(case_id: str, _: uuid.UUID) -> Command:
@@ -231,9 +258,46 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
         async with pool(request).acquire() as conn:
             return await submit(conn, who, key, fingerprint(raw), None, command, store_person)
 
+    async def visible_case(conn: asyncpg.Connection | asyncpg.Pool, who: Agency, case_id: str) -> CaseAccess:
+        """The case if this agency may see it; otherwise 404, exactly as if it did not exist."""
+        access = await repo.get_case_access(conn, case_id)
+        if access is None or not may_access(
+            who.role, who.agency_id, who.unit_id, access.filed_by, access.responsible_unit_id
+        ):
+            raise http.Problem(404, "Not found", f"no case {case_id} for this agency")
+        return access
+
+    CaseId = Annotated[str, Path(pattern=CASE_ID_PATTERN, description="the case id, e.g. RC-20261123-000001")]
+
+    @app.get(
+        "/v1/cases",
+        response_model=CaseList,
+        responses={401: ERRORS[401], 422: ERRORS[422]},
+        summary="The cases this agency may see: those it filed, those its unit is responsible for, or all",
+        tags=["cases"],
+    )
+    async def list_cases(
+        request: Request,
+        who: Annotated[Agency, Depends(agency)],
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        size: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> CaseList:
+        rows = await repo.visible_cases(pool(request), who, size, (page - 1) * size)
+        return CaseList(page=page, size=size, cases=[CaseOut.of(r) for r in rows])
+
+    @app.get(
+        "/v1/cases/{case_id}",
+        response_model=CaseOut,
+        responses={401: ERRORS[401], 404: {"model": ProblemOut, "description": "No such case for this agency"}},
+        summary="Where a case stands, as far as this agency may see it",
+        tags=["cases"],
+    )
+    async def get_case(case_id: CaseId, request: Request, who: Annotated[Agency, Depends(agency)]) -> CaseOut:
+        return CaseOut.of(await visible_case(pool(request), who, case_id))
+
     def add_command_route(route: CommandRoute) -> None:
         async def endpoint(
-            case_id: Annotated[str, Path(pattern=CASE_ID_PATTERN, description="the case id, e.g. RC-20261123-000001")],
+            case_id: CaseId,
             request: Request,
             who: Annotated[Agency, Depends(agency)],
             idempotency_key: IdempotencyKey = None,
@@ -242,10 +306,9 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
                 allowed = " or ".join(sorted(r.value for r in route.roles))
                 raise http.Problem(403, "Forbidden", f"only a {allowed} may {route.path.replace('-', ' ')}")
             key = idempotency(idempotency_key)
+            await visible_case(pool(request), who, case_id)  # before the body: an unseen case is 404 whatever is sent
             body, raw = await http.read_body(request, route.command, max_body_bytes)
             async with pool(request).acquire() as conn:
-                if not await repo.case_exists(conn, case_id):
-                    raise http.Problem(404, "Not found", f"no case {case_id}")
                 return await submit(conn, who, key, fingerprint(raw), case_id, lambda *_: body)
 
         app.post(
