@@ -10,6 +10,7 @@ rectify seed               file demo complaints through a running intake API
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -118,7 +119,11 @@ def up(
         stack = stack_module()
         with console.status("starting the broker (tansu) and PostgreSQL ..."):
             env = stack.start(state_dir / "stack")
-    env |= {"KAFKA_SESSION_TIMEOUT_MS": os.environ.get("KAFKA_SESSION_TIMEOUT_MS", "6000")}
+    env |= {
+        "KAFKA_SESSION_TIMEOUT_MS": os.environ.get("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        "INTAKE_MASTER_KEY": os.environ.get("INTAKE_MASTER_KEY") or _local_master_key(state_dir),
+        "DEADLINE_SCAN_INTERVAL_S": os.environ.get("DEADLINE_SCAN_INTERVAL_S", "5"),
+    }
     system = LocalSystem(env, state_dir / "logs")
 
     def shutdown(*_: object) -> None:
@@ -162,6 +167,16 @@ def up(
         if stack is not None:
             stack.stop(state_dir / "stack")
         raise typer.Exit(1) from None
+
+
+def _local_master_key(state_dir: Path) -> str:
+    """The local run's intake master key, made once and kept in the state folder (never committed)."""
+    path = state_dir / "intake-master.key"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.b64encode(os.urandom(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _wait_public(system: LocalSystem, case_ids: set[str], timeout: float = 60) -> None:

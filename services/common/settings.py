@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9100, ge=0, le=65535, description="port of this process's Prometheus listener")
     metrics_host: str = Field("127.0.0.1", description="host the Prometheus listener binds (0.0.0.0 in containers)")
     faust_data_dir: str = Field("/tmp/rectify-faust", description="where faust keeps its (unused) local state")
+    intake_master_key: str | None = Field(
+        None, description="base64 of 32 random bytes: wraps complainants' data keys (intake only; keep secret)"
+    )
     log_level: str = Field("INFO", description="log level")
     outbox_poll_interval_s: float = Field(0.05, gt=0, description="longest wait of an idle outbox relay")
     consumer_batch_size: int = Field(2000, ge=1, description="events taken per projection transaction")

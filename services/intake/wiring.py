@@ -15,6 +15,7 @@ from services.common.metrics import serve_metrics
 from services.common.settings import Settings, get_settings
 from services.common.topics import OUTCOMES
 from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker, utcnow
+from services.intake.adapters.vault import Vault
 from services.intake.entrypoints.http import create_app
 from services.intake.entrypoints.outcomes import apply_outcomes
 
@@ -23,8 +24,14 @@ SCHEMA = "intake"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def vault_of(settings: Settings) -> Vault:
+    if not settings.intake_master_key:
+        raise SystemExit("INTAKE_MASTER_KEY is not set: intake needs it to seal complainants' data (docs/intake.md)")
+    return Vault.from_base64(settings.intake_master_key)
+
+
 def build_http(settings: Settings) -> FastAPI:
-    return create_app(settings.database_url, utcnow)
+    return create_app(settings.database_url, utcnow, vault_of(settings))
 
 
 def build_worker(settings: Settings) -> faust.App:

@@ -1,6 +1,7 @@
 """Intake's HTTP API on the real PostgreSQL: durable before 202, idempotent, strict, scoped to the agency."""
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from services.common.contracts import Actor, Role, SubmissionAppliedV2, decode_c
 from services.common.db import migrate
 from services.common.inbox import Decoded, Record
 from services.intake.adapters.repository import provision_agency
+from services.intake.adapters.vault import Vault
 from services.intake.commands import COMMAND_ROUTES
 from services.intake.entrypoints.http import create_app
 from services.intake.entrypoints.outcomes import apply_outcomes
@@ -50,7 +52,7 @@ class Api:
 @pytest.fixture
 async def api(dsn: str) -> AsyncIterator[Api]:
     await migrate(dsn, "intake", SERVICES / "intake" / "migrations")
-    app = create_app(dsn, lambda: datetime.now(UTC), max_body_bytes=8 * 1024)
+    app = create_app(dsn, lambda: datetime.now(UTC), Vault(os.urandom(32)), max_body_bytes=8 * 1024)
     async with app.router.lifespan_context(app):
         pool = app.state.pool
         async with pool.acquire() as conn:
@@ -258,3 +260,54 @@ async def test_every_lifecycle_command_has_a_documented_route(api: Api) -> None:
     for route in COMMAND_ROUTES:
         op = doc["paths"][f"/v1/cases/{{case_id}}/{route.path}"]["post"]
         assert op["requestBody"]["content"]["application/json"]["schema"]["additionalProperties"] is False
+
+
+async def test_contact_is_sealed_readable_by_the_supervisor_and_erasable(api: Api) -> None:
+    filed = (await api.post("hotline")).json()
+    ref = filed["complainant_ref"]
+    sealed = await api.pool.fetchval("SELECT sealed FROM complainants WHERE complainant_ref = $1", ref)
+    assert "王小明".encode() not in sealed and b"13912345678" not in sealed
+    office, hotline = bearer(api.keys["office"]), bearer(api.keys["hotline"])
+    assert (await api.client.get(f"/v1/complainants/{ref}", headers=hotline)).status_code == 403
+    contact = (await api.client.get(f"/v1/complainants/{ref}", headers=office)).json()
+    assert contact == {"complainant_ref": ref, "name": "王小明", "phone": "13912345678", "email": None}
+
+    assert (await api.client.delete(f"/v1/complainants/{ref}", headers=hotline)).status_code == 403
+    assert (await api.client.delete(f"/v1/complainants/{ref}", headers=office)).status_code == 204
+    gone = await api.client.get(f"/v1/complainants/{ref}", headers=office)
+    assert gone.status_code == 410
+    assert (await api.client.delete(f"/v1/complainants/{ref}", headers=office)).status_code == 204  # idempotent
+    assert await api.pool.fetchval("SELECT count(*) FROM complainant_keys WHERE complainant_ref = $1", ref) == 0
+    # the case itself is untouched: its submission and outbox command stand, and name no person
+    status = await api.client.get(f"/v1/submissions/{filed['submission_id']}", headers=hotline)
+    assert status.status_code == 200 and status.json()["case_id"] == filed["case_id"]
+    unknown = await api.client.get("/v1/complainants/cp-00000000000000000000", headers=office)
+    assert unknown.status_code == 404
+
+
+async def test_keys_rotate_with_grace_and_revoke_at_once(api: Api) -> None:
+    old = api.keys["hotline"]
+    r = await api.client.post("/v1/keys/rotate", params={"grace_hours": 0}, headers=bearer(old))
+    assert r.status_code == 201
+    new = r.json()["api_key"]
+    assert new != old and new.startswith("rk_")
+    assert (await api.client.get("/v1/cases", headers=bearer(old))).status_code == 401  # no grace asked
+    assert (await api.client.get("/v1/cases", headers=bearer(new))).status_code == 200
+    graced = (await api.client.post("/v1/keys/rotate", headers=bearer(new))).json()
+    assert (await api.client.get("/v1/cases", headers=bearer(new))).status_code == 200  # 24 h of grace
+    newest = graced["api_key"]
+    assert (await api.client.delete("/v1/keys/current", headers=bearer(newest))).status_code == 204
+    assert (await api.client.get("/v1/cases", headers=bearer(newest))).status_code == 401
+    assert (
+        await api.client.post("/v1/keys/rotate", params={"grace_hours": 999}, headers=bearer(new))
+    ).status_code == 422
+
+
+async def test_each_agency_has_a_rate_limit(api: Api) -> None:
+    async with api.pool.acquire() as conn:
+        slow = await provision_agency(conn, "slow-desk", "慢速通道", Role.CHANNEL, channel="media", rate_per_minute=6)
+    assert (await api.client.get("/v1/cases", headers=bearer(slow))).status_code == 200
+    limited = await api.client.get("/v1/cases", headers=bearer(slow))
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert (await api.client.get("/v1/cases", headers=bearer(api.keys["hotline"]))).status_code == 200

@@ -449,7 +449,12 @@ def test_app_healthchecks_use_python_against_the_right_port(process: str) -> Non
 def _intake_http() -> FastAPI:
     from services.intake.wiring import build_http
 
-    return build_http(Settings(database_url="postgresql://unused@127.0.0.1:1/unused"))
+    return build_http(
+        Settings(
+            database_url="postgresql://unused@127.0.0.1:1/unused",
+            intake_master_key=base64.b64encode(bytes(32)).decode(),
+        )
+    )
 
 
 def _publicity_http() -> FastAPI:

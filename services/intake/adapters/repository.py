@@ -19,6 +19,8 @@ class Agency:
     role: Role
     channel: str | None
     unit_id: str | None
+    key_id: str = ""
+    rate_per_minute: int = 600
 
     @property
     def actor(self) -> Actor:
@@ -50,23 +52,22 @@ async def provision_agency(
     *,
     channel: str | None = None,
     unit_id: str | None = None,
+    rate_per_minute: int = 600,
 ) -> str:
     """Create (or update) an agency and issue it a new API key; the key is returned once and stored hashed."""
-    key, key_id, secret_hash = new_api_key()
     async with conn.transaction():
         await conn.execute(
-            "INSERT INTO agencies (agency_id, name, role, channel, unit_id) VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT (agency_id) DO UPDATE SET name = $2, role = $3, channel = $4, unit_id = $5",
+            "INSERT INTO agencies (agency_id, name, role, channel, unit_id, rate_per_minute)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agency_id) DO UPDATE"
+            " SET name = $2, role = $3, channel = $4, unit_id = $5, rate_per_minute = $6",
             agency_id,
             name,
             role.value,
             channel,
             unit_id,
+            rate_per_minute,
         )
-        await conn.execute(
-            "INSERT INTO api_keys (key_id, agency_id, secret_hash) VALUES ($1, $2, $3)", key_id, agency_id, secret_hash
-        )
-    return key
+        return await issue_key(conn, agency_id)
 
 
 async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, api_key: str, now: datetime) -> Agency | None:
@@ -75,7 +76,8 @@ async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, api_key: str, no
         return None
     key_id, secret = parts
     row = await conn.fetchrow(
-        "SELECT k.secret_hash, k.expires_at, k.revoked_at, a.agency_id, a.name, a.role, a.channel, a.unit_id "
+        "SELECT k.secret_hash, k.expires_at, k.revoked_at, a.agency_id, a.name, a.role, a.channel, a.unit_id,"
+        " a.rate_per_minute "
         "FROM api_keys k JOIN agencies a USING (agency_id) WHERE k.key_id = $1",
         key_id,
     )
@@ -83,24 +85,54 @@ async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, api_key: str, no
         return None
     if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
         return None
-    return Agency(row["agency_id"], row["name"], Role(row["role"]), row["channel"], row["unit_id"])
+    return Agency(
+        row["agency_id"],
+        row["name"],
+        Role(row["role"]),
+        row["channel"],
+        row["unit_id"],
+        key_id,
+        row["rate_per_minute"],
+    )
+
+
+async def issue_key(conn: asyncpg.Connection, agency_id: str) -> str:
+    key, key_id, secret_hash = new_api_key()
+    await conn.execute(
+        "INSERT INTO api_keys (key_id, agency_id, secret_hash) VALUES ($1, $2, $3)", key_id, agency_id, secret_hash
+    )
+    return key
+
+
+async def rotate_key(conn: asyncpg.Connection, agency: Agency, expire_old_at: datetime) -> str:
+    """A new key for the agency; the key used to ask stops working at ``expire_old_at``."""
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE api_keys SET expires_at = least(coalesce(expires_at, $2), $2) WHERE key_id = $1",
+            agency.key_id,
+            expire_old_at,
+        )
+        return await issue_key(conn, agency.agency_id)
+
+
+async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: str) -> bool:
+    done = await conn.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING true", key_id
+    )
+    return bool(done)
+
+
+async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, agency_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT key_id, created_at, expires_at, revoked_at FROM api_keys WHERE agency_id = $1 ORDER BY created_at",
+        agency_id,
+    )
+    return rows
 
 
 async def next_case_seq(conn: asyncpg.Connection) -> int:
     seq: int = await conn.fetchval("SELECT nextval('case_number')")
     return seq
-
-
-async def store_complainant(
-    conn: asyncpg.Connection, ref: str, name: str, phone: str | None, email: str | None
-) -> None:
-    await conn.execute(
-        "INSERT INTO complainants (complainant_ref, name, phone, email) VALUES ($1, $2, $3, $4)",
-        ref,
-        name,
-        phone,
-        email,
-    )
 
 
 async def insert_submission(conn: asyncpg.Connection, s: Submission) -> bool:

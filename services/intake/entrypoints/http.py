@@ -1,15 +1,17 @@
 """Intake's HTTP API for integrating agencies. OpenAPI at /openapi.json, interactive docs at /docs."""
 
+import math
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
 import asyncpg
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from services.common import http
@@ -20,8 +22,10 @@ from services.common.reference import reference
 from services.common.topics import COMMANDS
 from services.intake.adapters import repository as repo
 from services.intake.adapters.repository import Agency, CaseAccess, Submission
+from services.intake.adapters.vault import Contact, Erased, Vault
 from services.intake.commands import COMMAND_ROUTES, CommandRoute
 from services.intake.domain import ComplaintRequest, case_number, complainant_ref, fingerprint, may_access
+from services.intake.ratelimit import RateLimiter
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -78,6 +82,18 @@ class CaseOut(BaseModel):
         )
 
 
+class ContactOut(BaseModel):
+    complainant_ref: str
+    name: str
+    phone: str | None
+    email: str | None
+
+
+class NewKeyOut(BaseModel):
+    api_key: str  # shown once; only its hash is kept
+    previous_key_expires_at: datetime
+
+
 class CaseList(BaseModel):
     page: int
     size: int
@@ -99,6 +115,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing or invalid API key",
         403: "This agency's role may not do this",
         409: "Idempotency key reused with a different body",
+        429: "Rate limit exceeded; see Retry-After",
         413: "Body too large",
         415: "Body is not JSON",
         422: "A field is missing or invalid; `errors` names each field and the reason",
@@ -106,7 +123,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(
+    dsn: str,
+    clock: Callable[[], datetime],
+    vault: Vault,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    limiter: RateLimiter | None = None,
+) -> FastAPI:
+    limiter = limiter or RateLimiter()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(dsn, "intake", min_size=2, max_size=16)
@@ -138,6 +164,14 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
         found = await repo.authenticate(pool(request), key, clock())
         if found is None:
             raise http.Problem(401, "Unauthenticated", "the API key is unknown, expired or revoked")
+        wait = limiter.allow(found.agency_id, found.rate_per_minute, time.monotonic())
+        if wait > 0:
+            raise http.Problem(
+                429,
+                "Too many requests",
+                f"this agency may make {found.rate_per_minute} requests a minute",
+                retry_after=max(1, math.ceil(wait)),
+            )
         return found
 
     @app.get("/healthz", include_in_schema=False)
@@ -238,7 +272,7 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
         ref = complainant_ref()
 
         async def store_person(conn: asyncpg.Connection, case_id: str) -> str:
-            await repo.store_complainant(conn, ref, person.name, person.phone, person.email)
+            await vault.store(conn, ref, Contact(person.name, person.phone, person.email))
             await repo.record_filing(conn, case_id, who.agency_id)
             return ref
 
@@ -324,6 +358,78 @@ def create_app(dsn: str, clock: Callable[[], datetime], *, max_body_bytes: int =
 
     for route in COMMAND_ROUTES:
         add_command_route(route)
+
+    def supervisor_only(who: Agency, action: str) -> None:
+        if who.role is not Role.SUPERVISOR:
+            raise http.Problem(403, "Forbidden", f"only a supervisor may {action}")
+
+    Ref = Annotated[str, Path(pattern=r"^cp-[0-9a-f]{20}$", description="a complainant's opaque ref")]
+
+    @app.get(
+        "/v1/complainants/{ref}",
+        response_model=ContactOut,
+        responses={
+            401: ERRORS[401],
+            403: ERRORS[403],
+            404: ERRORS[401] | {"description": "Unknown"},
+            410: {"model": ProblemOut, "description": "Erased: the data can never be read again"},
+        },
+        summary="A complainant's contact, for the supervisory office (decrypted on request)",
+        tags=["complainants"],
+    )
+    async def read_complainant(ref: Ref, request: Request, who: Annotated[Agency, Depends(agency)]) -> ContactOut:
+        supervisor_only(who, "read a complainant's contact")
+        try:
+            contact = await vault.read(pool(request), ref)
+        except Erased:
+            raise http.Problem(410, "Gone", "this complainant's personal data was erased") from None
+        if contact is None:
+            raise http.Problem(404, "Not found", "no such complainant")
+        return ContactOut(complainant_ref=ref, name=contact.name, phone=contact.phone, email=contact.email)
+
+    @app.delete(
+        "/v1/complainants/{ref}",
+        status_code=204,
+        responses={401: ERRORS[401], 403: ERRORS[403], 404: {"model": ProblemOut, "description": "Unknown"}},
+        summary="Erase a complainant's personal data: its key is destroyed; the case's public record stays",
+        tags=["complainants"],
+    )
+    async def erase_complainant(ref: Ref, request: Request, who: Annotated[Agency, Depends(agency)]) -> Response:
+        supervisor_only(who, "erase a complainant's personal data")
+        if not await Vault.erase(pool(request), ref):
+            if await pool(request).fetchval("SELECT true FROM complainants WHERE complainant_ref = $1", ref):
+                return Response(status_code=204)  # already erased: erasure is idempotent
+            raise http.Problem(404, "Not found", "no such complainant")
+        return Response(status_code=204)
+
+    @app.post(
+        "/v1/keys/rotate",
+        status_code=201,
+        response_model=NewKeyOut,
+        responses={401: ERRORS[401], 422: ERRORS[422]},
+        summary="Issue a new API key for this agency; the key used to ask keeps working for the grace period",
+        tags=["keys"],
+    )
+    async def rotate_key(
+        request: Request,
+        who: Annotated[Agency, Depends(agency)],
+        grace_hours: Annotated[int, Query(ge=0, le=168, description="how long the old key keeps working")] = 24,
+    ) -> NewKeyOut:
+        old_expires = clock() + timedelta(hours=grace_hours)
+        async with pool(request).acquire() as conn:
+            key = await repo.rotate_key(conn, who, old_expires)
+        return NewKeyOut(api_key=key, previous_key_expires_at=old_expires)
+
+    @app.delete(
+        "/v1/keys/current",
+        status_code=204,
+        responses={401: ERRORS[401]},
+        summary="Revoke the API key used for this request, at once",
+        tags=["keys"],
+    )
+    async def revoke_current_key(request: Request, who: Annotated[Agency, Depends(agency)]) -> Response:
+        await repo.revoke_key(pool(request), who.key_id)
+        return Response(status_code=204)
 
     @app.get(
         "/v1/submissions/{submission_id}",
