@@ -21,6 +21,11 @@ HANDLER_ERRORS = Counter(
 OUTBOX_BACKLOG = Gauge("rectify_outbox_backlog", "Outbox rows not yet published", ["service"])
 DEADLINE_BREACHES = Counter("rectify_deadline_breaches_total", "Deadline breaches recorded by the watcher")
 COMMANDS_DECIDED = Counter("rectify_commands_total", "Commands decided by rectification", ["outcome"])
+SUBMISSIONS_PER_COMMIT = Histogram(
+    "rectify_intake_submissions_per_commit",
+    "Submissions stored by one intake transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 HTTP_REQUESTS = Counter("rectify_http_requests_total", "HTTP requests", ["service", "route", "status"])
 HTTP_SECONDS = Histogram("rectify_http_request_seconds", "HTTP request latency", ["service", "route"])
 

@@ -130,28 +130,33 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool, agency_id: str) -> 
     return rows
 
 
-async def next_case_seq(conn: asyncpg.Connection) -> int:
-    seq: int = await conn.fetchval("SELECT nextval('case_number')")
-    return seq
+async def next_case_seqs(conn: asyncpg.Connection, n: int) -> list[int]:
+    if n == 0:
+        return []
+    rows = await conn.fetch("SELECT nextval('case_number') AS seq FROM generate_series(1, $1)", n)
+    return sorted((r["seq"] for r in rows), reverse=True)  # pop() hands them out in ascending order
 
 
-async def insert_submission(conn: asyncpg.Connection, s: Submission) -> bool:
-    """False when the agency already used this idempotency key (the caller then reads that submission)."""
-    done = await conn.fetchval(
+async def insert_submissions(conn: asyncpg.Connection, submissions: list[Submission]) -> set[uuid.UUID]:
+    """Insert in one statement; returns the ids stored. A submission whose (agency, key) exists is skipped."""
+    if not submissions:
+        return set()
+    rows = await conn.fetch(
         "INSERT INTO submissions (submission_id, agency_id, idempotency_key, request_hash, command_type, case_id,"
-        " received_at, complainant_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        " ON CONFLICT (agency_id, idempotency_key) DO NOTHING "
-        "RETURNING true",
-        s.submission_id,
-        s.agency_id,
-        s.idempotency_key,
-        s.request_hash,
-        s.command_type,
-        s.case_id,
-        s.received_at,
-        s.complainant_ref,
+        " received_at, complainant_ref) "
+        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[],"
+        " $7::timestamptz[], $8::text[]) "
+        "ON CONFLICT (agency_id, idempotency_key) DO NOTHING RETURNING submission_id",
+        [s.submission_id for s in submissions],
+        [s.agency_id for s in submissions],
+        [s.idempotency_key for s in submissions],
+        [s.request_hash for s in submissions],
+        [s.command_type for s in submissions],
+        [s.case_id for s in submissions],
+        [s.received_at for s in submissions],
+        [s.complainant_ref for s in submissions],
     )
-    return bool(done)
+    return {r["submission_id"] for r in rows}
 
 
 _SUBMISSION_COLUMNS = (
@@ -184,9 +189,31 @@ class CaseAccess:
 _ACCESS_COLUMNS = "case_id, filed_by, status, responsible_unit_id, case_version, updated_at"
 
 
-async def record_filing(conn: asyncpg.Connection, case_id: str, filed_by: str) -> None:
+async def record_filings(conn: asyncpg.Connection, filings: list[tuple[str, str]]) -> None:
+    """(case id, filing agency) of new cases: who may see them until rectification says more."""
+    if filings:
+        await conn.execute(
+            "INSERT INTO case_access (case_id, filed_by, status)"
+            " SELECT c, a, 'received' FROM unnest($1::text[], $2::text[]) AS t(c, a)",
+            [f[0] for f in filings],
+            [f[1] for f in filings],
+        )
+
+
+async def store_sealed(conn: asyncpg.Connection, sealed: list[tuple[str, bytes, bytes]]) -> None:
+    """(complainant ref, sealed contact, wrapped data key) rows for the vault."""
+    if not sealed:
+        return
+    refs = [s[0] for s in sealed]
     await conn.execute(
-        "INSERT INTO case_access (case_id, filed_by, status) VALUES ($1, $2, 'received')", case_id, filed_by
+        "INSERT INTO complainants (complainant_ref, sealed) SELECT * FROM unnest($1::text[], $2::bytea[])",
+        refs,
+        [s[1] for s in sealed],
+    )
+    await conn.execute(
+        "INSERT INTO complainant_keys (complainant_ref, wrapped_key) SELECT * FROM unnest($1::text[], $2::bytea[])",
+        refs,
+        [s[2] for s in sealed],
     )
 
 
@@ -223,6 +250,21 @@ async def update_case_access(conn: asyncpg.Connection, changes: list[tuple[str, 
         "WHERE a.case_id = c.case_id AND a.case_version < c.version",
         *[list(col) for col in zip(*changes, strict=True)],
     )
+
+
+async def submissions_by_keys(
+    conn: asyncpg.Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], Submission]:
+    """Earlier submissions for (agency, idempotency key) pairs, in one query."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {_SUBMISSION_COLUMNS} FROM submissions s "
+        "JOIN unnest($1::text[], $2::text[]) AS k(agency_id, idempotency_key) USING (agency_id, idempotency_key)",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["agency_id"], r["idempotency_key"]): Submission(**dict(r)) for r in rows}
 
 
 async def get_submission_by_key(conn: asyncpg.Connection, agency_id: str, idempotency_key: str) -> Submission | None:

@@ -57,11 +57,6 @@ class Vault:
         fields = orjson.loads(plain)
         return Contact(fields["name"], fields["phone"], fields["email"])
 
-    async def store(self, conn: asyncpg.Connection, ref: str, contact: Contact) -> None:
-        sealed, wrapped = self.seal(ref, contact)
-        await conn.execute("INSERT INTO complainants (complainant_ref, sealed) VALUES ($1, $2)", ref, sealed)
-        await conn.execute("INSERT INTO complainant_keys (complainant_ref, wrapped_key) VALUES ($1, $2)", ref, wrapped)
-
     async def read(self, conn: asyncpg.Connection | asyncpg.Pool, ref: str) -> Contact | None:
         """None for an unknown ref; raises Erased when the data was erased."""
         row = await conn.fetchrow(

@@ -4,7 +4,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
@@ -15,17 +15,16 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from services.common import http
-from services.common.contracts import Command, CommandEnvelope, FileComplaint, Role
+from services.common.contracts import Command, FileComplaint, Role
 from services.common.db import create_pool
-from services.common.outbox import OutgoingMessage, enqueue
 from services.common.reference import reference
-from services.common.topics import COMMANDS
 from services.intake.adapters import repository as repo
 from services.intake.adapters.repository import Agency, CaseAccess, Submission
 from services.intake.adapters.vault import Contact, Erased, Vault
 from services.intake.commands import COMMAND_ROUTES, CommandRoute
-from services.intake.domain import ComplaintRequest, case_number, complainant_ref, fingerprint, may_access
+from services.intake.domain import ComplaintRequest, complainant_ref, fingerprint, may_access
 from services.intake.ratelimit import RateLimiter
+from services.intake.service import IdempotencyConflict, Submit, Submitter
 
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -136,7 +135,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(dsn, "intake", min_size=2, max_size=16)
+        app.state.submitter = Submitter(app.state.pool, vault, clock)
+        app.state.submitter.start()
         yield
+        await app.state.submitter.stop()
         await app.state.pool.close()
 
     app = FastAPI(
@@ -200,55 +202,12 @@ def create_app(
         str | None, Header(description="Same key and body: same answer. Same key, other body: 409.")
     ]
 
-    async def submit(
-        conn: asyncpg.Connection,
-        who: Agency,
-        key: str | None,
-        digest: bytes,
-        case_id: str | None,
-        make_command: Callable[[str, uuid.UUID], Command],
-        store_private: Callable[[asyncpg.Connection, str], Awaitable[str | None]] | None = None,
-    ) -> JSONResponse:
-        """One transaction: the submission, any private data, and the command's outbox row; then 202."""
-        if key is not None:
-            replay = await _replay(conn, who, key, digest)
-            if replay is not None:
-                return replay
-        now = clock()
-        async with conn.transaction():
-            if case_id is None:
-                case_id = case_number(now, await repo.next_case_seq(conn))
-            submission_id = uuid.uuid4()
-            ref = await store_private(conn, case_id) if store_private else None
-            command = make_command(case_id, submission_id)
-            submission = Submission(
-                submission_id=submission_id,
-                agency_id=who.agency_id,
-                idempotency_key=key,
-                request_hash=digest,
-                command_type=command.message_type,
-                case_id=case_id,
-                status="received",
-                code=None,
-                reason=None,
-                case_version=None,
-                received_at=now,
-                decided_at=None,
-                complainant_ref=ref,
-            )
-            if not await repo.insert_submission(conn, submission):
-                raise _RaceLost
-            envelope = CommandEnvelope(
-                command_id=submission_id,
-                command_type=command.message_type,
-                schema_version=command.schema_version,
-                case_id=case_id,
-                issued_at=now,
-                actor=who.actor,
-                correlation_id=submission_id,
-                payload=command,
-            )
-            await enqueue(conn, [OutgoingMessage.command(COMMANDS, envelope)])
+    async def submit(request: Request, item: Submit) -> JSONResponse:
+        """Stored durably (with whatever else was waiting, in one commit), then 202."""
+        try:
+            submission = await request.app.state.submitter.submit(item)
+        except IdempotencyConflict:
+            raise http.Problem(409, "Conflict", "this Idempotency-Key was used with a different body") from None
         return _accepted(submission)
 
     @app.post(
@@ -271,12 +230,7 @@ def create_app(
         person = body.complainant
         ref = complainant_ref()
 
-        async def store_person(conn: asyncpg.Connection, case_id: str) -> str:
-            await vault.store(conn, ref, Contact(person.name, person.phone, person.email))
-            await repo.record_filing(conn, case_id, who.agency_id)
-            return ref
-
-        def command(case_id: str, _: uuid.UUID) -> Command:
+        def command(_: str) -> Command:
             return FileComplaint(
                 channel=who.channel,  # type: ignore[arg-type]
                 category=body.category,
@@ -289,8 +243,17 @@ def create_app(
                 complainant_ref=ref,
             )
 
-        async with pool(request).acquire() as conn:
-            return await submit(conn, who, key, fingerprint(raw), None, command, store_person)
+        return await submit(
+            request,
+            Submit(
+                who=who,
+                idempotency_key=key,
+                digest=fingerprint(raw),
+                command=command,
+                contact=Contact(person.name, person.phone, person.email),
+                complainant_ref=ref,
+            ),
+        )
 
     async def visible_case(conn: asyncpg.Connection | asyncpg.Pool, who: Agency, case_id: str) -> CaseAccess:
         """The case if this agency may see it; otherwise 404, exactly as if it did not exist."""
@@ -342,8 +305,10 @@ def create_app(
             key = idempotency(idempotency_key)
             await visible_case(pool(request), who, case_id)  # before the body: an unseen case is 404 whatever is sent
             body, raw = await http.read_body(request, route.command, max_body_bytes)
-            async with pool(request).acquire() as conn:
-                return await submit(conn, who, key, fingerprint(raw), case_id, lambda *_: body)
+            return await submit(
+                request,
+                Submit(who=who, idempotency_key=key, digest=fingerprint(raw), command=lambda _: body, case_id=case_id),
+            )
 
         app.post(
             f"/v1/cases/{{case_id}}/{route.path}",
@@ -446,11 +411,6 @@ def create_app(
             raise http.Problem(404, "Not found", "no such submission for this agency")
         return SubmissionOut.of(found)
 
-    @app.exception_handler(_RaceLost)
-    async def _race(request: Request, _: _RaceLost) -> JSONResponse:
-        # Two requests with one idempotency key raced; the loser answers as the winner did.
-        return http.Problem(409, "Conflict", "a request with this Idempotency-Key is in progress; retry").response()
-
     return app
 
 
@@ -467,19 +427,6 @@ def _check_reference(body: ComplaintRequest) -> None:
         errors.append({"field": "unit_id", "reason": "unknown unit; see the unit list in the API docs"})
     if errors:
         raise http.Problem(422, "Invalid request", "some fields are missing or invalid", errors)
-
-
-class _RaceLost(Exception):
-    pass
-
-
-async def _replay(conn: asyncpg.Connection, who: Agency, key: str, digest: bytes) -> JSONResponse | None:
-    previous = await repo.get_submission_by_key(conn, who.agency_id, key)
-    if previous is None:
-        return None
-    if previous.request_hash != digest:
-        raise http.Problem(409, "Conflict", "this Idempotency-Key was used with a different body")
-    return _accepted(previous)
 
 
 def _accepted(s: Submission) -> JSONResponse:

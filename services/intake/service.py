@@ -1,0 +1,222 @@
+"""Intake's service layer: accepting submissions durably, many requests to one commit.
+
+Every way in (HTTP, Open311, the Kafka ingestion topic, bulk import) hands a ``Submit`` to the
+``Submitter``. Its writers take whatever submissions are waiting and store them in ONE transaction
+(group commit): the submissions, sealed complainant data, case access and the commands' outbox rows.
+Each caller's future resolves only after that transaction has committed, so an answer of success
+always means the submission is durable. Under light load a batch is a single submission, and no
+time is spent waiting to fill one.
+
+Idempotency: a submission with an agency's Idempotency-Key that was seen before (in an earlier batch,
+in the same batch, or by another intake process at the same moment) gets the earlier submission, or
+``IdempotencyConflict`` when its body differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from services.common.contracts import Command, CommandEnvelope
+from services.common.metrics import SUBMISSIONS_PER_COMMIT
+from services.common.outbox import OutgoingMessage, enqueue
+from services.common.topics import COMMANDS
+from services.intake.adapters import repository as repo
+from services.intake.adapters.repository import Agency, Submission
+from services.intake.adapters.vault import Contact, Vault
+from services.intake.domain import case_number
+
+log = logging.getLogger(__name__)
+
+
+class IdempotencyConflict(Exception):
+    """The agency used this Idempotency-Key before, with a different body."""
+
+
+@dataclass(frozen=True)
+class Submit:
+    who: Agency
+    idempotency_key: str | None
+    digest: bytes  # fingerprint of the request body, bound to the idempotency key
+    command: Callable[[str], Command]  # the command, given the case id (a new one for a filing)
+    case_id: str | None = None  # None: a new complaint, numbered here
+    contact: Contact | None = None  # a filing's complainant, sealed in the vault
+    complainant_ref: str | None = None
+    future: asyncio.Future[Submission] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Submitter:
+    def __init__(
+        self, pool: asyncpg.Pool, vault: Vault, clock: Callable[[], datetime], *, writers: int = 4, max_batch: int = 256
+    ) -> None:
+        self.pool = pool
+        self.vault = vault
+        self.clock = clock
+        self.max_batch = max_batch
+        self.writers = writers
+        self._queue: asyncio.Queue[Submit] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.commits = 0
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._write_forever(), name=f"intake-writer-{i}") for i in range(self.writers)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def submit(self, request: Submit) -> Submission:
+        """Durably stored (or the earlier submission with the same key); raises IdempotencyConflict."""
+        await self._queue.put(request)
+        return await request.future
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._write_or_isolate(batch)
+
+    async def _write_or_isolate(self, batch: list[Submit]) -> None:
+        """A failed batch did not commit, so nobody was told success; retry alone so one bad item fails alone."""
+        try:
+            await self.write(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                for item in batch:
+                    if not item.future.done():
+                        await self._write_or_isolate([item])
+                return
+            log.exception("submission failed")
+            if not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+
+    async def write(self, batch: list[Submit]) -> None:
+        """Store a batch in one transaction, then resolve every caller's future."""
+        now = self.clock()
+        results: dict[int, Submission | Exception | _Same] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await self._resolve_replays(conn, batch, results)
+            numbers = await repo.next_case_seqs(conn, sum(1 for i in fresh if batch[i].case_id is None))
+            planned: dict[int, tuple[Submission, Command]] = {}
+            for i in fresh:
+                item = batch[i]
+                case_id = item.case_id or case_number(now, numbers.pop())
+                command = item.command(case_id)
+                planned[i] = (
+                    Submission(
+                        submission_id=uuid.uuid4(),
+                        agency_id=item.who.agency_id,
+                        idempotency_key=item.idempotency_key,
+                        request_hash=item.digest,
+                        command_type=command.message_type,
+                        case_id=case_id,
+                        status="received",
+                        code=None,
+                        reason=None,
+                        case_version=None,
+                        received_at=now,
+                        decided_at=None,
+                        complainant_ref=item.complainant_ref,
+                    ),
+                    command,
+                )
+            stored = await repo.insert_submissions(conn, [s for s, _ in planned.values()])
+            lost = [i for i, (s, _) in planned.items() if s.submission_id not in stored]
+            won = {i: planned[i] for i in planned if i not in lost}
+            await self._store_effects(conn, batch, won, now)
+            for i, (submission, _) in won.items():
+                results[i] = submission
+        self.commits += 1
+        SUBMISSIONS_PER_COMMIT.observe(len(batch))
+        for i in lost:  # another process stored the same key a moment ago: answer as it did
+            results[i] = await self._replay(self.pool, batch[i])
+        for i, result in list(results.items()):
+            if isinstance(result, _Same):
+                first = results[result.index]
+                conflict = isinstance(first, Submission) and first.request_hash != result.digest
+                results[i] = IdempotencyConflict() if conflict else first
+        for i, item in enumerate(batch):
+            result = results[i]
+            assert not isinstance(result, _Same)
+            if isinstance(result, Exception):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+
+    async def _resolve_replays(
+        self, conn: asyncpg.Connection, batch: list[Submit], results: dict[int, Submission | Exception | _Same]
+    ) -> list[int]:
+        """Indexes of the submissions to store now; the others are answered from an earlier one."""
+        keyed = [(i, s) for i, s in enumerate(batch) if s.idempotency_key is not None]
+        earlier = await repo.submissions_by_keys(conn, [(s.who.agency_id, s.idempotency_key) for _, s in keyed])  # type: ignore[misc]
+        first_in_batch: dict[tuple[str, str], int] = {}
+        fresh: list[int] = []
+        for i, item in enumerate(batch):
+            if item.idempotency_key is None:
+                fresh.append(i)
+                continue
+            key = (item.who.agency_id, item.idempotency_key)
+            previous = earlier.get(key)
+            if previous is not None:
+                results[i] = previous if previous.request_hash == item.digest else IdempotencyConflict()
+            elif key in first_in_batch:
+                results[i] = _Same(first_in_batch[key], item.digest)
+            else:
+                first_in_batch[key] = i
+                fresh.append(i)
+        return fresh
+
+    async def _store_effects(
+        self, conn: asyncpg.Connection, batch: list[Submit], won: dict[int, tuple[Submission, Command]], now: datetime
+    ) -> None:
+        sealed = []
+        filings = []
+        messages = []
+        for i, (submission, command) in won.items():
+            item = batch[i]
+            if item.contact is not None and item.complainant_ref is not None:
+                sealed.append((item.complainant_ref, *self.vault.seal(item.complainant_ref, item.contact)))
+            if item.case_id is None:
+                filings.append((submission.case_id, item.who.agency_id))
+            envelope = CommandEnvelope(
+                command_id=submission.submission_id,
+                command_type=command.message_type,
+                schema_version=command.schema_version,
+                case_id=submission.case_id,
+                issued_at=now,
+                actor=item.who.actor,
+                correlation_id=submission.submission_id,
+                payload=command,
+            )
+            messages.append(OutgoingMessage.command(COMMANDS, envelope))
+        await repo.store_sealed(conn, sealed)
+        await repo.record_filings(conn, filings)
+        await enqueue(conn, messages)
+
+    async def _replay(self, conn: asyncpg.Pool, item: Submit) -> Submission | Exception:
+        assert item.idempotency_key is not None
+        previous = await repo.get_submission_by_key(conn, item.who.agency_id, item.idempotency_key)
+        if previous is None:
+            return RuntimeError("idempotent submission vanished")
+        return previous if previous.request_hash == item.digest else IdempotencyConflict()
+
+
+@dataclass(frozen=True)
+class _Same:
+    """A second submission with the same key in the same batch: answered by the first one's result."""
+
+    index: int
+    digest: bytes

@@ -1,0 +1,102 @@
+"""Group commit on the real PostgreSQL: submissions share commits; idempotency holds across batches and processes."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from services.common.contracts import FileComplaint, Role
+from services.intake.adapters.repository import Agency, provision_agency
+from services.intake.adapters.vault import Contact, Vault
+from services.intake.service import IdempotencyConflict, Submit, Submitter
+from tests.integration.conftest import migrated_pool
+
+pytestmark = pytest.mark.integration
+HOTLINE = Agency("hotline", "12345", Role.CHANNEL, "hotline_12345", None)
+VAULT = Vault(os.urandom(32))
+
+
+@pytest.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await migrated_pool(dsn, "intake")
+    async with p.acquire() as conn:
+        await provision_agency(conn, "hotline", "12345", Role.CHANNEL, channel="hotline_12345")
+    yield p
+    await p.close()
+
+
+def filing(key: str | None, digest: bytes = b"d", n: int = 0) -> Submit:
+    ref = f"cp-{n:020x}"
+    return Submit(
+        who=HOTLINE,
+        idempotency_key=key,
+        digest=digest,
+        command=lambda _: FileComplaint(
+            channel="hotline_12345", category="inaction", unit_id="meiwan", description=f"第{n}件", complainant_ref=ref
+        ),
+        contact=Contact(f"投诉人{n}", None, None),
+        complainant_ref=ref,
+    )
+
+
+async def counts(pool: asyncpg.Pool) -> tuple[int, int, int, int]:
+    return (
+        await pool.fetchval("SELECT count(*) FROM submissions"),
+        await pool.fetchval("SELECT count(*) FROM complainants"),
+        await pool.fetchval("SELECT count(*) FROM case_access"),
+        await pool.fetchval("SELECT count(*) FROM outbox"),
+    )
+
+
+async def test_concurrent_submissions_share_commits(pool: asyncpg.Pool) -> None:
+    submitter = Submitter(pool, VAULT, lambda: datetime.now(UTC), writers=2)
+    submitter.start()
+    try:
+        results = await asyncio.gather(*(submitter.submit(filing(None, n=n)) for n in range(300)))
+    finally:
+        await submitter.stop()
+    assert len({r.case_id for r in results}) == 300
+    assert await counts(pool) == (300, 300, 300, 300)
+    assert submitter.commits < 300 / 4, f"{submitter.commits} commits for 300 submissions"
+
+
+async def test_one_key_in_one_batch_is_stored_once(pool: asyncpg.Pool) -> None:
+    submitter = Submitter(pool, VAULT, lambda: datetime.now(UTC), writers=1)
+    batch = [filing("k", b"same", 1), filing("k", b"same", 2), filing("k", b"other", 3), filing("k2", b"x", 4)]
+    submitter.start()
+    try:
+        results = await asyncio.gather(*(submitter.submit(s) for s in batch), return_exceptions=True)
+    finally:
+        await submitter.stop()
+    assert isinstance(results[0], object) and results[0].submission_id == results[1].submission_id  # type: ignore[union-attr]
+    assert isinstance(results[2], IdempotencyConflict)
+    assert (await counts(pool))[0] == 2
+    later = Submitter(pool, VAULT, lambda: datetime.now(UTC))
+    later.start()
+    try:
+        again = await later.submit(filing("k", b"same", 5))
+        with pytest.raises(IdempotencyConflict):
+            await later.submit(filing("k", b"other", 6))
+    finally:
+        await later.stop()
+    assert again.submission_id == results[0].submission_id  # type: ignore[union-attr]
+    assert await counts(pool) == (2, 2, 2, 2)
+
+
+async def test_two_processes_racing_one_key_store_it_once(pool: asyncpg.Pool, dsn: str) -> None:
+    other_pool = await migrated_pool(dsn, "intake")
+    a = Submitter(pool, VAULT, lambda: datetime.now(UTC))
+    b = Submitter(other_pool, VAULT, lambda: datetime.now(UTC))
+    a.start()
+    b.start()
+    try:
+        results = await asyncio.gather(*(s.submit(filing("race", b"same", i)) for i, s in enumerate((a, b, a, b))))
+    finally:
+        await a.stop()
+        await b.stop()
+        await other_pool.close()
+    assert len({r.submission_id for r in results}) == 1
+    assert await counts(pool) == (1, 1, 1, 1)
