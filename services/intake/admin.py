@@ -18,12 +18,20 @@ DEMO_CHANNELS: tuple[tuple[str, str, Channel], ...] = (
 
 
 async def add_agency(
-    dsn: str, agency_id: str, name: str, role: Role, channel: str | None = None, unit_id: str | None = None
+    dsn: str,
+    agency_id: str,
+    name: str,
+    role: Role,
+    channel: str | None = None,
+    unit_id: str | None = None,
+    rate: int = 600,
 ) -> str:
     pool = await create_pool(dsn, "intake")
     try:
         async with pool.acquire() as conn:
-            return await provision_agency(conn, agency_id, name, role, channel=channel, unit_id=unit_id)
+            return await provision_agency(
+                conn, agency_id, name, role, channel=channel, unit_id=unit_id, rate_per_minute=rate
+            )
     finally:
         await pool.close()
 

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Self
 
 import asyncpg
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from services.common import http
@@ -27,6 +29,10 @@ from services.intake.ratelimit import RateLimiter
 from services.intake.service import IdempotencyConflict, Submit, Submitter
 
 MAX_BODY_BYTES = 64 * 1024
+BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="the API key, if not sent as a bearer token"
+)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 CASE_ID_PATTERN = r"^RC-[0-9]{8}-[0-9]{6,}$"
 
@@ -107,17 +113,23 @@ class ProblemOut(BaseModel):
     errors: list[dict[str, str]] | None = None
 
 
+# Every error is application/problem+json (RFC 9457), documented on every operation.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemOut, "content": {"application/problem+json": {}}, "description": desc}
+    code: {
+        "description": desc,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
     for code, desc in {
         400: "Malformed JSON",
-        401: "Missing or invalid API key",
+        401: "Missing, unknown, expired or revoked API key",
         403: "This agency's role may not do this",
-        409: "Idempotency key reused with a different body",
-        429: "Rate limit exceeded; see Retry-After",
+        404: "No such resource for this agency (another agency's case answers 404 too)",
+        409: "Idempotency-Key reused with a different body",
+        410: "Erased: this personal data can never be read again",
         413: "Body too large",
         415: "Body is not JSON",
-        422: "A field is missing or invalid; `errors` names each field and the reason",
+        422: "A field or parameter is missing or invalid; `errors` names each one and the reason",
+        429: "Rate limit exceeded; see Retry-After",
     }.items()
 }
 
@@ -155,12 +167,10 @@ def create_app(
 
     async def agency(
         request: Request,
-        authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
-        x_api_key: Annotated[str | None, Header(description="the API key, if not sent as a bearer token")] = None,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+        x_api_key: Annotated[str | None, Depends(API_KEY_HEADER)] = None,
     ) -> Agency:
-        key = x_api_key
-        if authorization and authorization.lower().startswith("bearer "):
-            key = authorization[7:].strip()
+        key = bearer.credentials.strip() if bearer and bearer.scheme.lower() == "bearer" else x_api_key
         if not key:
             raise http.Problem(401, "Unauthenticated", "send your API key as 'Authorization: Bearer <key>'")
         found = await repo.authenticate(pool(request), key, clock())
@@ -269,7 +279,7 @@ def create_app(
     @app.get(
         "/v1/cases",
         response_model=CaseList,
-        responses={401: ERRORS[401], 422: ERRORS[422]},
+        responses=ERRORS,
         summary="The cases this agency may see: those it filed, those its unit is responsible for, or all",
         tags=["cases"],
     )
@@ -285,7 +295,7 @@ def create_app(
     @app.get(
         "/v1/cases/{case_id}",
         response_model=CaseOut,
-        responses={401: ERRORS[401], 404: {"model": ProblemOut, "description": "No such case for this agency"}},
+        responses=ERRORS,
         summary="Where a case stands, as far as this agency may see it",
         tags=["cases"],
     )
@@ -314,7 +324,7 @@ def create_app(
             f"/v1/cases/{{case_id}}/{route.path}",
             status_code=202,
             response_model=SubmissionOut,
-            responses=ERRORS | {404: {"model": ProblemOut, "description": "No such case"}},
+            responses=ERRORS,
             openapi_extra=_body_doc(route.command),
             summary=route.summary,
             name=route.command.message_type,
@@ -333,12 +343,7 @@ def create_app(
     @app.get(
         "/v1/complainants/{ref}",
         response_model=ContactOut,
-        responses={
-            401: ERRORS[401],
-            403: ERRORS[403],
-            404: ERRORS[401] | {"description": "Unknown"},
-            410: {"model": ProblemOut, "description": "Erased: the data can never be read again"},
-        },
+        responses=ERRORS,
         summary="A complainant's contact, for the supervisory office (decrypted on request)",
         tags=["complainants"],
     )
@@ -355,7 +360,7 @@ def create_app(
     @app.delete(
         "/v1/complainants/{ref}",
         status_code=204,
-        responses={401: ERRORS[401], 403: ERRORS[403], 404: {"model": ProblemOut, "description": "Unknown"}},
+        responses=ERRORS,
         summary="Erase a complainant's personal data: its key is destroyed; the case's public record stays",
         tags=["complainants"],
     )
@@ -371,7 +376,7 @@ def create_app(
         "/v1/keys/rotate",
         status_code=201,
         response_model=NewKeyOut,
-        responses={401: ERRORS[401], 422: ERRORS[422]},
+        responses=ERRORS,
         summary="Issue a new API key for this agency; the key used to ask keeps working for the grace period",
         tags=["keys"],
     )
@@ -388,7 +393,7 @@ def create_app(
     @app.delete(
         "/v1/keys/current",
         status_code=204,
-        responses={401: ERRORS[401]},
+        responses=ERRORS,
         summary="Revoke the API key used for this request, at once",
         tags=["keys"],
     )
@@ -399,8 +404,7 @@ def create_app(
     @app.get(
         "/v1/submissions/{submission_id}",
         response_model=SubmissionOut,
-        responses={k: v for k, v in ERRORS.items() if k in (401, 422)}
-        | {404: ERRORS[422] | {"description": "Unknown"}},
+        responses=ERRORS,
         summary="Where a submission stands: received, then applied (with the case version) or refused (with why)",
     )
     async def submission_status(
@@ -411,11 +415,37 @@ def create_app(
             raise http.Problem(404, "Not found", "no such submission for this agency")
         return SubmissionOut.of(found)
 
+    app.openapi = _with_body_schemas(app)  # type: ignore[method-assign]
     return app
 
 
+BODY_SCHEMAS: dict[str, Any] = {"Problem": ProblemOut.model_json_schema()}
+
+
 def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    """The strict body's JSON Schema for the OpenAPI document; its nested definitions go to components."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    BODY_SCHEMAS.update(schema.pop("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _with_body_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+            )
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in BODY_SCHEMAS.items():
+                schemas.setdefault(name, schema)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    return openapi
 
 
 def _check_reference(body: ComplaintRequest) -> None:
