@@ -73,6 +73,12 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def _run(what: str, cmd: list[str]) -> None:
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed: {done.stderr.strip()} (the postgres user must be able to reach the folder)")
+
+
 def start_postgres(base: Path, durable: bool) -> dict[str, object]:
     data = base / "pg"
     if data.exists():
@@ -81,7 +87,8 @@ def start_postgres(base: Path, durable: bool) -> dict[str, object]:
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
     bindir = pg_bin()
-    subprocess.run(
+    _run(
+        "initdb",
         _as_postgres(
             [
                 str(bindir / "initdb"),
@@ -95,21 +102,16 @@ def start_postgres(base: Path, durable: bool) -> dict[str, object]:
                 "--locale=C.UTF-8",
             ]
         ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
     port = free_port()
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c max_connections=200"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    subprocess.run(
+    _run(
+        "pg_ctl start",
         _as_postgres(
             [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "server.log"), "-o", options, "start"]
         ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
     return {"pid": pid, "port": port, "data": str(data)}

@@ -5,6 +5,7 @@ rectify serve PROCESS      run one process (what docker-compose.yml and `up` sta
 rectify schemas [--check]  regenerate docs/events/*.json and docs/asyncapi.yaml
 rectify agency add ...     provision an agency and print its new API key
 rectify seed               file demo complaints through a running intake API
+rectify import FILE        file a hotline export (CSV or JSONL) through the intake API
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.import_cmd import import_records
 from services.cli.local import LocalSystem
 from services.cli.processes import PROCESSES
+from services.cli.rebuild import rebuild_app
+from services.cli.scoring_cmds import ranking_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 agency_app = typer.Typer(no_args_is_help=True, help="Agencies and their API keys")
 app.add_typer(agency_app, name="agency")
+app.add_typer(ranking_app, name="ranking")
+app.add_typer(rebuild_app, name="rebuild")
+app.command("import")(import_records)
 console = Console()
 REPO = Path(__file__).resolve().parents[2]
 

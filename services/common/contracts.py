@@ -131,6 +131,10 @@ class PublicFact(DomainEvent):
     """A fact cleared for the public (topic rectify.public.cases)."""
 
 
+class RankingFact(DomainEvent):
+    """A published unit ranking (topic rectify.rankings)."""
+
+
 # ---------------------------------------------------------------------------- commands
 
 
@@ -569,6 +573,118 @@ class PublicCaseChanged(PublicFact):
     entry: TimelineEntry
 
 
+class PublicHold(Frozen):
+    """One spell a holder had the case (倒查责任): the supervisor, a unit, or the complainant (awaiting ratings)."""
+
+    step: Ident
+    holder: Annotated[str, StringConstraints(pattern=r"^(supervisor|complainant|unit:[A-Za-z0-9_.:-]{1,64})$")]
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None  # None: still holding it
+    working_days: float | None = Field(ge=0)  # None while the spell is open
+
+
+class PublicCaseChangedV2(PublicFact):
+    """The public view of one case. v2 adds who held the case up and for how long, and its escalations.
+
+    Read from v1 by ``upcast_public_case_changed_v1``: no holds known, not overdue, no reopenings or escalations.
+    """
+
+    message_type: ClassVar[str] = "PublicCaseChanged"
+    schema_version: ClassVar[int] = 2
+    case_id: Ident
+    status: CaseStatus
+    category: Ident
+    unit_id: Ident
+    responsible_unit_id: Ident | None = None
+    filed_at: AwareDatetime
+    deadline: AwareDatetime | None = None
+    redo_count: int = Field(0, ge=0)
+    problem_summary: Text | None = None  # only as approved at publication
+    result_summary: Text | None = None  # only as approved at publication
+    exposed: bool = False
+    entry: TimelineEntry
+    overdue: bool
+    reopen_count: int = Field(ge=0)
+    escalations: int = Field(ge=0)
+    holds: tuple[PublicHold, ...]
+
+
+def upcast_public_case_changed_v1(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "overdue": False, "reopen_count": 0, "escalations": 0, "holds": []}
+
+
+# ---------------------------------------------------------------------------- rankings
+
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Fixed4 = Annotated[str, StringConstraints(pattern=r"^-?[0-9]+\.[0-9]{4}$")]  # an exact decimal, 4 places
+PeriodText = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$")]
+UtcText = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")
+]
+
+
+class RankedRate(Frozen):
+    """A rate as numerator and denominator, and its value rounded half to even (None: nothing to rate)."""
+
+    num: int = Field(ge=0)
+    den: int = Field(ge=0)
+    value: Fixed4 | None
+
+
+class RankingRow(Frozen):
+    """One unit of the tier: ``rank`` is None when it had fewer cases than the formula's minimum."""
+
+    unit_id: Ident
+    rank: int | None = Field(ge=1)
+    eligible: bool
+    cases: int = Field(ge=0)
+    counts: dict[Ident, int]
+    rates: dict[Ident, RankedRate]
+    median_response_days: Fixed4 | None
+    median_rectification_days: Fixed4 | None
+    composite: Fixed4 | None
+    decided_by: Ident | None  # the tie-break key that put it below the unit ranked just above
+    top_ten: bool
+    flags: tuple[Ident, ...]
+
+
+class RankingPosition(Frozen):
+    """The slice of rectify.case.events the ranking covers: every event whose effective recorded time is at
+    or before ``cutoff``; ``events`` of them, ``events_hash`` the sum of sha256(event id) mod 2**256."""
+
+    cutoff: UtcText
+    events: int = Field(ge=0)
+    events_hash: Hex64
+    settle_rule: ShortText
+
+
+class BottomFlag(Frozen):
+    unit_id: Ident
+    reasons: tuple[Ident, ...]
+
+
+class RankingPublished(RankingFact):
+    """评议结果: one tier's unit ranking for one period, as computed from the case events.
+
+    ``result_hash`` is the sha256 of the canonical JSON of this payload without ``result_hash``, and
+    ``input_hash`` that of the figures it was computed from; ``rectify ranking recompute`` rebuilds both
+    from the log (docs/scoring.md). No personal data: units, counts, rates and scores only.
+    """
+
+    message_type: ClassVar[str] = "RankingPublished"
+    period: PeriodText
+    tier: Ident
+    formula_version: Ident
+    calendar_version: ShortText
+    reference_version: ShortText
+    position: RankingPosition
+    input_hash: Hex64
+    result_hash: Hex64
+    rows: tuple[RankingRow, ...]
+    top_ten: tuple[Ident, ...]
+    bottom_flags: tuple[BottomFlag, ...]
+
+
 # ---------------------------------------------------------------------------- envelopes
 
 
@@ -655,6 +771,8 @@ MESSAGE_CLASSES: tuple[type[Message], ...] = (
     SubmissionAppliedV2,
     SubmissionRefused,
     PublicCaseChanged,
+    PublicCaseChangedV2,
+    RankingPublished,
 )
 
 REGISTRY: dict[tuple[str, int], type[Message]] = {(c.message_type, c.schema_version): c for c in MESSAGE_CLASSES}
@@ -665,6 +783,7 @@ for _cls in MESSAGE_CLASSES:
 # (message_type, from_version) -> function turning that version's payload dict into the next version's.
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("SubmissionApplied", 1): upcast_submission_applied_v1,
+    ("PublicCaseChanged", 1): upcast_public_case_changed_v1,
 }
 
 

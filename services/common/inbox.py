@@ -45,12 +45,22 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()  # the Kafka headers, for consumers that read them
 
 
 @dataclass(frozen=True, slots=True)
 class Decoded(Generic[M]):
     record: Record
     message: M
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared(Generic[M]):
+    """A polled batch, decoded and split, ready for ``Inbox.apply``."""
+
+    records: Sequence[Record]
+    good: list[Decoded[M]]
+    poison: list[tuple[Record, str, str]]
 
 
 # A handler applies fresh messages on the inbox's connection, inside its transaction. It may return a
@@ -92,7 +102,18 @@ class Inbox(Generic[M]):
     async def process(self, records: Sequence[Record]) -> None:
         if not records:
             return
+        await self.apply(self.prepare(records))
+
+    def prepare(self, records: Sequence[Record]) -> Prepared[M]:
+        """Decode and split a batch; no I/O, so a consumer may prepare the next batch while one applies."""
         good, poison = self._split(records)
+        return Prepared(records, good, poison)
+
+    async def apply(self, prepared: Prepared[M]) -> None:
+        """Apply a prepared batch in one transaction (what ``process`` does after decoding)."""
+        records, good, poison = prepared.records, prepared.good, prepared.poison
+        if not records:
+            return
         topic = records[0].topic
         started = time.perf_counter()
         try:
@@ -150,35 +171,40 @@ class Inbox(Generic[M]):
         return fresh
 
     async def _dead_letter(self, conn: asyncpg.Connection, poison: list[tuple[Record, str, str]]) -> None:
-        for r, code, reason in poison:
-            new = await conn.fetchval(
-                "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, value, code, reason) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING "
-                "RETURNING id",
-                r.topic,
-                r.partition,
-                r.offset,
-                r.key.decode(errors="replace") if r.key else None,
-                r.value,
-                code,
-                reason,
-            )
-            if new is None:
-                continue  # this very record was dead-lettered before its offset was committed
-            headers = {
-                "x-source-topic": r.topic,
-                "x-source-partition": r.partition,
-                "x-source-offset": r.offset,
-                "x-error-code": code,
-                "x-error-reason": reason,
-                "x-consumer": self.service,
-            }
-            await conn.execute(
-                "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
-                DLQ_TOPIC.name,
-                r.topic,
-                r.value[: 1024 * 1024 - 4096],
-                orjson.dumps(headers).decode(),
-            )
-            DEAD_LETTERS.labels(self.service, r.topic, code).inc()
-            log.warning("dead-lettered a message", extra={"topic": r.topic, "offset": r.offset, "code": code})
+        await dead_letter(conn, self.service, poison)
+
+
+async def dead_letter(conn: asyncpg.Connection, service: str, poison: list[tuple[Record, str, str]]) -> None:
+    """Send (record, code, reason) triples to the dead-letter topic through the outbox, in the caller's transaction."""
+    for r, code, reason in poison:
+        new = await conn.fetchval(
+            "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, key, value, code, reason, value_sha256) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, sha256($5)) "
+            "ON CONFLICT ON CONSTRAINT dead_letters_identity DO NOTHING RETURNING id",
+            r.topic,
+            r.partition,
+            r.offset,
+            r.key.decode(errors="replace") if r.key else None,
+            r.value,
+            code,
+            reason,
+        )
+        if new is None:
+            continue  # this very record was dead-lettered before its offset was committed
+        headers = {
+            "x-source-topic": r.topic,
+            "x-source-partition": r.partition,
+            "x-source-offset": r.offset,
+            "x-error-code": code,
+            "x-error-reason": reason,
+            "x-consumer": service,
+        }
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
+            DLQ_TOPIC.name,
+            r.topic,
+            r.value[: 1024 * 1024 - 4096],
+            orjson.dumps(headers).decode(),
+        )
+        DEAD_LETTERS.labels(service, r.topic, code).inc()
+        log.warning("dead-lettered a message", extra={"topic": r.topic, "offset": r.offset, "code": code})

@@ -10,13 +10,23 @@ import yaml
 from pydantic import BaseModel, create_model
 
 from services.common import contracts as c
-from services.common.topics import ALL_TOPICS, CASE_EVENTS, COMMANDS, DEAD_LETTERS, OUTCOMES, PUBLIC_CASES, TopicSpec
+from services.common.topics import (
+    ALL_TOPICS,
+    CASE_EVENTS,
+    COMMANDS,
+    DEAD_LETTERS,
+    OUTCOMES,
+    PUBLIC_CASES,
+    RANKINGS,
+    TopicSpec,
+)
 
 TOPIC_OF: dict[type[c.Message], TopicSpec] = {
     c.Command: COMMANDS,
     c.CaseEvent: CASE_EVENTS,
     c.SubmissionOutcome: OUTCOMES,
     c.PublicFact: PUBLIC_CASES,
+    c.RankingFact: RANKINGS,
 }
 
 

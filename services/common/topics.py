@@ -49,5 +49,27 @@ DEAD_LETTERS = TopicSpec(
     "source topic",
     "Messages a consumer could not process, with the reason in headers.",
 )
+SUBMISSIONS_IN = TopicSpec(
+    "rectify.intake.submissions.v1",
+    4,
+    "any (the agency's idempotency key is a good choice)",
+    "Complaints an agency publishes directly: the body of POST /v1/complaints, the API key and"
+    " Idempotency-Key in headers (docs/intake.md). Carries personal data, so it is kept 7 days only.",
+    retention_ms=7 * 24 * 3600 * 1000,
+)
+RANKINGS = TopicSpec(
+    "rectify.rankings.v1",
+    1,
+    "ranking-<period>-<tier>",
+    "Unit rankings as published by scoring (RankingPublished), with their position in the case log and hashes.",
+)
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (COMMANDS, CASE_EVENTS, OUTCOMES, PUBLIC_CASES, DEAD_LETTERS)
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    COMMANDS,
+    CASE_EVENTS,
+    OUTCOMES,
+    PUBLIC_CASES,
+    DEAD_LETTERS,
+    SUBMISSIONS_IN,
+    RANKINGS,
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import mode
 from aiokafka import AIOKafkaProducer
 
 from services.common.db import create_pool, migrate
-from services.common.inbox import Inbox, Record
+from services.common.inbox import TRANSIENT, Inbox, Record
 from services.common.kafka import ensure_topics, make_producer
 from services.common.relay import OutboxRelay
 from services.common.settings import Settings
@@ -109,19 +109,34 @@ def add_batch_agent(
         inbox = await make_inbox()
         async for events in stream.take_events(settings.consumer_batch_size, within=settings.consumer_batch_window_s):
             records = [
-                Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value or b"")
+                Record(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value or b"",
+                    kafka_headers(e.message.headers),
+                )
                 for e in events
             ]
             while True:
                 try:
                     await inbox.process(records)
                     break
-                except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as exc:
+                except TRANSIENT as exc:
                     log.warning("database unavailable; retrying batch", extra={"error": repr(exc)})
                     await asyncio.sleep(1.0)
 
     consume.__name__ = f"apply_{spec.name.replace('.', '_').replace('-', '_')}"
     app.agent(topic, name=f"{app.conf.id}.{consume.__name__}")(consume)
+
+
+def kafka_headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """faust hands headers as a list of pairs or a mapping; an inbox record keeps them as pairs."""
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((str(k), bytes(v or b"")) for k, v in pairs)
 
 
 def add_outbox_relay(runtime: Runtime) -> None:

@@ -38,3 +38,26 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / rate
+
+
+class TtlCache:
+    """A small time-bounded cache (authenticated API keys): a revoked key stops working within ``ttl`` seconds."""
+
+    def __init__(self, ttl: float = 2.0, max_items: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_items = max_items
+        self._items: dict[str, tuple[float, object]] = {}
+
+    def get(self, key: str, now: float) -> object | None:
+        hit = self._items.get(key)
+        if hit is None or hit[0] <= now:
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: object, now: float) -> None:
+        if len(self._items) >= self.max_items:
+            self._items.clear()
+        self._items[key] = (now + self.ttl, value)
+
+    def clear(self) -> None:
+        self._items.clear()

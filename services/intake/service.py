@@ -24,7 +24,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.common.contracts import Command, CommandEnvelope
+from services.common.contracts import Command, CommandEnvelope, FileComplaint
 from services.common.metrics import SUBMISSIONS_PER_COMMIT
 from services.common.outbox import OutgoingMessage, enqueue
 from services.common.topics import COMMANDS
@@ -190,7 +190,8 @@ class Submitter:
             if item.contact is not None and item.complainant_ref is not None:
                 sealed.append((item.complainant_ref, *self.vault.seal(item.complainant_ref, item.contact)))
             if item.case_id is None:
-                filings.append((submission.case_id, item.who.agency_id))
+                category = command.category if isinstance(command, FileComplaint) else None
+                filings.append((submission.case_id, item.who.agency_id, category))
             envelope = CommandEnvelope(
                 command_id=submission.submission_id,
                 command_type=command.message_type,

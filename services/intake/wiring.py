@@ -1,4 +1,4 @@
-"""Intake's one wiring module: the HTTP API process and the worker process (outcomes, outbox relay)."""
+"""Intake's one wiring module: the HTTP API process and the worker process (outcomes, ingestion, outbox relay)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from services.common.contracts import decode_event
 from services.common.inbox import Inbox
 from services.common.metrics import serve_metrics
 from services.common.settings import Settings, get_settings
-from services.common.topics import OUTCOMES
+from services.common.topics import OUTCOMES, SUBMISSIONS_IN, TopicSpec
 from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker, utcnow
 from services.intake.adapters.vault import Vault
 from services.intake.entrypoints.http import create_app
+from services.intake.entrypoints.ingest import Ingestor
 from services.intake.entrypoints.outcomes import apply_outcomes
+from services.intake.service import Submitter
 
 SERVICE = "intake"
 SCHEMA = "intake"
@@ -34,7 +36,7 @@ def build_http(settings: Settings) -> FastAPI:
     return create_app(settings.database_url, utcnow, vault_of(settings))
 
 
-def build_worker(settings: Settings) -> faust.App:
+def build_worker(settings: Settings, ingestion: TopicSpec = SUBMISSIONS_IN) -> faust.App:
     app = make_app(SERVICE, settings)
     runtime = Runtime(settings, SERVICE, SCHEMA)
     app.add_dependency(runtime)
@@ -49,8 +51,32 @@ def build_worker(settings: Settings) -> faust.App:
         )
 
     add_batch_agent(app, OUTCOMES, make_inbox, settings)
+    add_ingestion(app, runtime, vault_of(settings), ingestion)
     add_outbox_relay(runtime)
     return app
+
+
+def add_ingestion(app: faust.App, runtime: Runtime, vault: Vault, topic: TopicSpec) -> None:
+    """The ingestion topic's consumer, with a Submitter of its own that runs (and stops) with the worker."""
+    submitters: list[Submitter] = []
+    started = asyncio.Event()
+
+    async def run_submitter() -> None:
+        submitter = Submitter(await runtime.pool(), vault, utcnow)
+        submitter.start()
+        submitters.append(submitter)
+        started.set()
+        try:
+            await asyncio.get_running_loop().create_future()  # until the worker stops and cancels this job
+        finally:
+            await submitter.stop()
+
+    async def make_ingestor() -> Ingestor:
+        await started.wait()
+        return Ingestor(await runtime.pool(), submitters[0], utcnow, service=SERVICE)
+
+    runtime.background(run_submitter)
+    add_batch_agent(app, topic, make_ingestor, runtime.settings)  # type: ignore[arg-type]
 
 
 def main_http() -> None:

@@ -131,7 +131,7 @@ def decide_commands(
                 out.outgoing.append(_outcome(cmd, refusal, state, now))
             continue
         for i, payload in enumerate(events):
-            before = public_view(state) if state is not None else None
+            before = public_view(state, calendar) if state is not None else None
             state = evolve(state, payload, cmd.case_id)
             env = wrap_event(
                 payload,
@@ -146,7 +146,7 @@ def decide_commands(
             )
             out.appended.append(env)
             out.outgoing.append(OutgoingMessage.event(CASE_EVENTS, env))
-            after = public_view(state)
+            after = public_view(state, calendar)
             if after != before:  # internal steps (an extension request, a linked co-complainant) show nothing new
                 public = wrap_event(
                     after,

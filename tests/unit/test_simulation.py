@@ -179,5 +179,5 @@ def test_the_public_sees_only_approved_text() -> None:
     for raw in public:
         assert PRIVATE.encode() not in raw and b"cp-" not in raw and "办公室主任".encode() not in raw
         view = decode_event(raw).payload
-        assert isinstance(view, c.PublicCaseChanged)
+        assert isinstance(view, c.PublicCaseChangedV2)
         assert {view.problem_summary, view.result_summary} <= approved | {None}

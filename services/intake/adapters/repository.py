@@ -184,19 +184,22 @@ class CaseAccess:
     responsible_unit_id: str | None
     case_version: int
     updated_at: datetime
+    category: str | None = None
+    filed_at: datetime | None = None
 
 
-_ACCESS_COLUMNS = "case_id, filed_by, status, responsible_unit_id, case_version, updated_at"
+_ACCESS_COLUMNS = "case_id, filed_by, status, responsible_unit_id, case_version, updated_at, category, filed_at"
 
 
-async def record_filings(conn: asyncpg.Connection, filings: list[tuple[str, str]]) -> None:
-    """(case id, filing agency) of new cases: who may see them until rectification says more."""
+async def record_filings(conn: asyncpg.Connection, filings: list[tuple[str, str, str | None]]) -> None:
+    """(case id, filing agency, category) of new cases: who may see them until rectification says more."""
     if filings:
         await conn.execute(
-            "INSERT INTO case_access (case_id, filed_by, status)"
-            " SELECT c, a, 'received' FROM unnest($1::text[], $2::text[]) AS t(c, a)",
+            "INSERT INTO case_access (case_id, filed_by, status, category)"
+            " SELECT c, a, 'received', k FROM unnest($1::text[], $2::text[], $3::text[]) AS t(c, a, k)",
             [f[0] for f in filings],
             [f[1] for f in filings],
+            [f[2] for f in filings],
         )
 
 
@@ -226,16 +229,53 @@ async def visible_cases(
     conn: asyncpg.Connection | asyncpg.Pool, agency: Agency, limit: int, offset: int
 ) -> list[CaseAccess]:
     """The cases an agency may see, newest first; the same rule as ``domain.may_access``, in SQL."""
-    select = f"SELECT {_ACCESS_COLUMNS} FROM case_access"
-    page = "ORDER BY case_id DESC LIMIT $1 OFFSET $2"
+    return await find_cases(conn, agency, limit, offset)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFilter:
+    """Narrows ``find_cases``; None means any."""
+
+    case_ids: list[str] | None = None
+    categories: list[str] | None = None
+    statuses: list[str] | None = None
+    not_statuses: list[str] | None = None
+    filed_from: datetime | None = None
+    filed_to: datetime | None = None
+
+
+async def find_cases(
+    conn: asyncpg.Connection | asyncpg.Pool, agency: Agency, limit: int, offset: int, where: CaseFilter = CaseFilter()
+) -> list[CaseAccess]:
+    """The visible cases (the rule of ``domain.may_access``, in SQL) that match ``where``, newest first."""
+    args: list[object] = []
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
     if agency.role is Role.SUPERVISOR:
-        rows = await conn.fetch(f"{select} {page}", limit, offset)
+        conditions = ["true"]
     elif agency.role is Role.CHANNEL:
-        rows = await conn.fetch(f"{select} WHERE filed_by = $3 {page}", limit, offset, agency.agency_id)
+        conditions = [f"filed_by = {arg(agency.agency_id)}"]
     elif agency.role is Role.UNIT and agency.unit_id:
-        rows = await conn.fetch(f"{select} WHERE responsible_unit_id = $3 {page}", limit, offset, agency.unit_id)
+        conditions = [f"responsible_unit_id = {arg(agency.unit_id)}"]
     else:
-        rows = []
+        return []
+    optional = (
+        ("case_id = ANY({}::text[])", where.case_ids),
+        ("category = ANY({}::text[])", where.categories),
+        ("status = ANY({}::text[])", where.statuses),
+        ("status <> ALL({}::text[])", where.not_statuses),
+        ("filed_at >= {}", where.filed_from),
+        ("filed_at <= {}", where.filed_to),
+    )
+    conditions += [sql.format(arg(value)) for sql, value in optional if value is not None]
+    rows = await conn.fetch(
+        f"SELECT {_ACCESS_COLUMNS} FROM case_access WHERE {' AND '.join(conditions)}"
+        f" ORDER BY case_id DESC LIMIT {arg(limit)} OFFSET {arg(offset)}",
+        *args,
+    )
     return [CaseAccess(**dict(r)) for r in rows]
 
 

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 
 import asyncpg
+import orjson
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from services.common import http
@@ -25,14 +25,15 @@ from services.intake.adapters.repository import Agency, CaseAccess, Submission
 from services.intake.adapters.vault import Contact, Erased, Vault
 from services.intake.commands import COMMAND_ROUTES, CommandRoute
 from services.intake.domain import ComplaintRequest, complainant_ref, fingerprint, may_access
-from services.intake.ratelimit import RateLimiter
+from services.intake.entrypoints import open311
+from services.intake.ratelimit import RateLimiter, TtlCache
 from services.intake.service import IdempotencyConflict, Submit, Submitter
 
 MAX_BODY_BYTES = 64 * 1024
-BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
-API_KEY_HEADER = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="the API key, if not sent as a bearer token"
-)
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "the API key, as a header"},
+}
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 CASE_ID_PATTERN = r"^RC-[0-9]{8}-[0-9]{6,}$"
 
@@ -143,6 +144,7 @@ def create_app(
     limiter: RateLimiter | None = None,
 ) -> FastAPI:
     limiter = limiter or RateLimiter()
+    authenticated = TtlCache(ttl=2.0)  # keys checked in the last 2 s: one query per key, not per request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -165,17 +167,22 @@ def create_app(
         p: asyncpg.Pool = request.app.state.pool
         return p
 
-    async def agency(
-        request: Request,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
-        x_api_key: Annotated[str | None, Depends(API_KEY_HEADER)] = None,
-    ) -> Agency:
-        key = bearer.credentials.strip() if bearer and bearer.scheme.lower() == "bearer" else x_api_key
+    async def agency(request: Request) -> Agency:
+        """The API key from 'Authorization: Bearer' or 'X-API-Key' (the document's security schemes)."""
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        key = credentials.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+        return await authenticate(request, key)
+
+    async def authenticate(request: Request, key: str | None) -> Agency:
+        """The agency holding this API key, within its rate limit; otherwise a 401 or 429 problem."""
         if not key:
             raise http.Problem(401, "Unauthenticated", "send your API key as 'Authorization: Bearer <key>'")
-        found = await repo.authenticate(pool(request), key, clock())
-        if found is None:
-            raise http.Problem(401, "Unauthenticated", "the API key is unknown, expired or revoked")
+        found = authenticated.get(key, time.monotonic())
+        if not isinstance(found, Agency):
+            found = await repo.authenticate(pool(request), key, clock())
+            if found is None:
+                raise http.Problem(401, "Unauthenticated", "the API key is unknown, expired or revoked")
+            authenticated.put(key, found, time.monotonic())
         wait = limiter.allow(found.agency_id, found.rate_per_minute, time.monotonic())
         if wait > 0:
             raise http.Problem(
@@ -212,7 +219,7 @@ def create_app(
         str | None, Header(description="Same key and body: same answer. Same key, other body: 409.")
     ]
 
-    async def submit(request: Request, item: Submit) -> JSONResponse:
+    async def submit(request: Request, item: Submit) -> Response:
         """Stored durably (with whatever else was waiting, in one commit), then 202."""
         try:
             submission = await request.app.state.submitter.submit(item)
@@ -231,7 +238,7 @@ def create_app(
     )
     async def file_complaint(
         request: Request, who: Annotated[Agency, Depends(agency)], idempotency_key: IdempotencyKey = None
-    ) -> JSONResponse:
+    ) -> Response:
         if who.role is not Role.CHANNEL or who.channel is None:
             raise http.Problem(403, "Forbidden", "only a filing channel may file complaints")
         key = idempotency(idempotency_key)
@@ -308,7 +315,7 @@ def create_app(
             request: Request,
             who: Annotated[Agency, Depends(agency)],
             idempotency_key: IdempotencyKey = None,
-        ) -> JSONResponse:
+        ) -> Response:
             if who.role not in route.roles:
                 allowed = " or ".join(sorted(r.value for r in route.roles))
                 raise http.Problem(403, "Forbidden", f"only a {allowed} may {route.path.replace('-', ' ')}")
@@ -388,6 +395,8 @@ def create_app(
         old_expires = clock() + timedelta(hours=grace_hours)
         async with pool(request).acquire() as conn:
             key = await repo.rotate_key(conn, who, old_expires)
+        if grace_hours == 0:
+            authenticated.clear()
         return NewKeyOut(api_key=key, previous_key_expires_at=old_expires)
 
     @app.delete(
@@ -399,6 +408,7 @@ def create_app(
     )
     async def revoke_current_key(request: Request, who: Annotated[Agency, Depends(agency)]) -> Response:
         await repo.revoke_key(pool(request), who.key_id)
+        authenticated.clear()
         return Response(status_code=204)
 
     @app.get(
@@ -415,6 +425,7 @@ def create_app(
             raise http.Problem(404, "Not found", "no such submission for this agency")
         return SubmissionOut.of(found)
 
+    app.include_router(open311.router(authenticate, max_body_bytes))
     app.openapi = _with_body_schemas(app)  # type: ignore[method-assign]
     return app
 
@@ -439,7 +450,9 @@ def _with_body_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 description=app.description,
                 routes=app.routes,
             )
-            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            doc["security"] = [{"bearer": []}, {"apiKey": []}]  # every documented operation needs an API key
+            schemas = doc["components"].setdefault("schemas", {})
             for name, schema in BODY_SCHEMAS.items():
                 schemas.setdefault(name, schema)
             app.openapi_schema = doc
@@ -459,6 +472,19 @@ def _check_reference(body: ComplaintRequest) -> None:
         raise http.Problem(422, "Invalid request", "some fields are missing or invalid", errors)
 
 
-def _accepted(s: Submission) -> JSONResponse:
-    body = SubmissionOut.of(s).model_dump(mode="json")
-    return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})
+def _accepted(s: Submission) -> Response:
+    link = f"/v1/submissions/{s.submission_id}"
+    body = {
+        "submission_id": str(s.submission_id),
+        "case_id": s.case_id,
+        "complainant_ref": s.complainant_ref,
+        "command": s.command_type,
+        "status": s.status,
+        "code": s.code,
+        "reason": s.reason,
+        "case_version": s.case_version,
+        "received_at": s.received_at.isoformat(),
+        "decided_at": s.decided_at.isoformat() if s.decided_at else None,
+        "links": {"self": link},
+    }  # the shape of SubmissionOut, built directly: this is the hot path
+    return Response(orjson.dumps(body), status_code=202, media_type="application/json", headers={"Location": link})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.common.contracts import ContractError, EventEnvelope, PublicCaseChanged, decode_event
+from services.common.contracts import ContractError, EventEnvelope, PublicCaseChangedV2, decode_event
 from services.common.inbox import Decoded
 from services.publicity.adapters.store import apply_public_facts
 
@@ -16,7 +16,7 @@ async def apply_public_batch(conn: asyncpg.Connection, batch: list[Decoded[Event
 def decode_public_fact(raw: bytes) -> EventEnvelope:
     """The allow-list at the door: anything but a PublicCaseChanged is refused (and dead-lettered)."""
     env = decode_event(raw)
-    if not isinstance(env.payload, PublicCaseChanged):
+    if not isinstance(env.payload, PublicCaseChangedV2):
         raise ContractError(
             "not_public", f"{env.event_type} is not a public fact; publicity only reads PublicCaseChanged"
         )

@@ -90,7 +90,8 @@ from services.common.contracts import (
     MarkOverdue,
     MergeCase,
     PlanSubmitted,
-    PublicCaseChanged,
+    PublicCaseChangedV2,
+    PublicHold,
     PublishCase,
     RateSatisfaction,
     RecordAccountability,
@@ -1013,9 +1014,9 @@ def longest_holder(
 # ---------------------------------------------------------------------------- the public view
 
 
-def public_view(state: CaseState) -> PublicCaseChanged:
-    """What the public may know of the case now: allow-listed fields, approved text only."""
-    return PublicCaseChanged(
+def public_view(state: CaseState, calendar: WorkCalendar | None = None) -> PublicCaseChangedV2:
+    """What the public may know of the case now: allow-listed fields, approved text only, and who held it up."""
+    return PublicCaseChangedV2(
         case_id=state.case_id,
         status=state.status,
         category=state.category,
@@ -1028,6 +1029,19 @@ def public_view(state: CaseState) -> PublicCaseChanged:
         result_summary=state.result_summary,
         exposed=state.exposed,
         entry=state.timeline[-1],
+        overdue=state.status in UNIT_STATUSES and (DeadlineKind.RECTIFICATION, state.rectify_due) in state.marked,
+        reopen_count=state.reopen_count,
+        escalations=state.escalations,
+        holds=tuple(
+            PublicHold(
+                step=h.step,
+                holder=h.holder,
+                started_at=h.started_at,
+                ended_at=h.ended_at,
+                working_days=round(h.working_days, 4) if h.ended_at is not None else None,
+            )
+            for h in holdups(state, calendar)
+        ),
     )
 
 

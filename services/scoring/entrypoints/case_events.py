@@ -1,18 +1,166 @@
-"""The consumer edge: case events into scoring's projection."""
+"""The consumer edge: a batch of case events into scoring's tables, in the inbox's transaction.
+
+The inbox has already claimed the events' ids, so a redelivered event never reaches here twice; the
+per-case version check in the projection is a second line, and every write of a case's facts checks the
+version it was read at, so two writers can never lose each other's update.
+
+Facts of cases seen recently are kept in memory with what they contribute, so a batch reads only the others.
+With a pool, the projector also *plans* each batch while the previous one is being written
+(``apply_in_order``'s ``plan`` hook): it works out the batch's change on top of the batches planned before it
+and builds its statements ahead, so the transaction only runs them. A plan is used only if the batch arrives
+exactly as planned (every event fresh) and every case is still at the version the plan read; otherwise the
+cache and every plan are dropped and the batch is worked out again inside its transaction, from the database.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 import asyncpg
 
-from services.common.contracts import CaseFiled, EventEnvelope
-from services.common.inbox import Decoded
-from services.scoring.adapters.projection import record_filed
+from services.common.inbox import Decoded, Prepared
+from services.scoring.adapters.store import ConcurrentUpdate, ScoringStore, Writes
+from services.scoring.domain.events import ScoredEvent
+from services.scoring.domain.facts import MOVING, CaseFacts
+from services.scoring.domain.figures import Contributions, contributions
+from services.scoring.domain.projection import Change, apply_events
+
+ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
-async def apply_case_events(conn: asyncpg.Connection, batch: list[Decoded[EventEnvelope]]) -> None:
-    filed = [
-        (e.stream_id, e.payload.unit_id, e.payload.category, e.payload.filed_at, e.stream_version)
-        for e in (d.message for d in batch)
-        if isinstance(e.payload, CaseFiled)
-    ]
-    await record_filed(conn, filed)
+class FactsCache:
+    """The latest facts of recently seen cases, with what they contribute; least recently used go first."""
+
+    def __init__(self, max_cases: int) -> None:
+        self.max_cases = max_cases
+        self._entries: OrderedDict[str, tuple[CaseFacts, Contributions]] = OrderedDict()
+
+    def take(self, case_ids: Iterable[str]) -> tuple[dict[str, CaseFacts], dict[str, Contributions]]:
+        """Hand the entries over (they leave the cache): the batch changes them in place and ``put`` brings
+        them back. A batch that fails leaves them out: they are read again when next needed."""
+        facts, contributed = {}, {}
+        for case_id in case_ids:
+            entry = self._entries.pop(case_id, None)
+            if entry is not None:
+                facts[case_id], contributed[case_id] = entry
+        return facts, contributed
+
+    def put(self, change: Change) -> None:
+        self.put_back(change.facts, change.contributions)
+
+    def put_back(self, facts: dict[str, CaseFacts], contributed: dict[str, Contributions]) -> None:
+        for case_id, case_facts in facts.items():
+            self._entries[case_id] = (case_facts, contributed[case_id])
+        while len(self._entries) > self.max_cases:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+async def work_out(
+    store: ScoringStore, cache: FactsCache | None, events: list[ScoredEvent], use_cache: bool = True
+) -> Change:
+    """The batch's change: facts from the cache, the rest read (a case filed in this batch needs no read)."""
+    case_ids = {e.case_id for e in events if e.kind in MOVING}  # the other kinds need no facts
+    known: dict[str, CaseFacts] = {}
+    contributed: dict[str, Contributions] = {}
+    new: set[str] = set()
+    if use_cache and cache is not None:
+        known, contributed = cache.take(case_ids)
+        new = {e.case_id for e in events if e.version == 1}
+    missing = case_ids - known.keys() - new
+    if missing:
+        known |= await store.load_facts(missing)
+    change = apply_events(known, events, known_contributions=contributed, owned=True)
+    if cache is not None and use_cache:  # what was taken and did not change goes back as it was
+        unchanged = {case_id: facts for case_id, facts in known.items() if case_id not in change.facts}
+        cache.put_back(unchanged, {c: contributed.get(c) or contributions(f) for c, f in unchanged.items()})
+    return change
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    generation: int
+    good: list[Decoded[ScoredEvent]]
+    writes: Writes
+
+
+def _same(planned: list[Decoded[ScoredEvent]], batch: list[Decoded[ScoredEvent]]) -> bool:
+    return len(planned) == len(batch) and all(a is b for a, b in zip(planned, batch, strict=True))
+
+
+class CaseEventProjector:
+    """The inbox handler of ``rectify.case.events`` (and, with a pool, its planner)."""
+
+    def __init__(self, cache: FactsCache | None = None, pool: asyncpg.Pool | None = None) -> None:
+        self.cache = cache
+        self.pool = pool
+        self.generation = 0
+        self.planned = 0  # batches written as planned
+        self.worked_out = 0  # batches worked out in their transaction
+        self._plans: deque[_Plan] = deque()
+
+    def forget(self) -> None:
+        """After a rebalance or a batch that did not go as planned: drop the cache and every plan."""
+        self.generation += 1
+        self._plans.clear()
+        if self.cache is not None:
+            self.cache.clear()
+
+    async def plan(self, prepared: Prepared[ScoredEvent]) -> None:
+        """Work out a batch ahead of its turn, on top of the batches planned before it."""
+        if self.pool is None or self.cache is None or not prepared.good:
+            return
+        generation = self.generation
+        try:
+            async with self.pool.acquire() as conn:
+                change = await work_out(ScoringStore(conn), self.cache, [d.message for d in prepared.good])
+        except Exception:  # e.g. an event scoring cannot place: the batch is worked out (and dead-lettered) in turn
+            log.warning("could not plan a batch; it will be worked out in its transaction", exc_info=True)
+            self.forget()
+            return
+        if generation != self.generation:
+            return  # something went otherwise meanwhile: this plan may rest on it
+        self.cache.put(change)
+        self._plans.append(_Plan(generation, prepared.good, Writes.of(change)))
+
+    async def __call__(self, conn: asyncpg.Connection, batch: list[Decoded[ScoredEvent]]) -> Callable[[], None] | None:
+        plan = self._plans.popleft() if self._plans else None
+        if plan is not None and plan.generation == self.generation and _same(plan.good, batch):
+            try:
+                async with conn.transaction():  # a savepoint: a stale plan undoes only itself
+                    await ScoringStore(conn).write(plan.writes)
+                self.planned += 1
+                return None
+            except ConcurrentUpdate:
+                pass
+        if self.pool is not None:
+            self.forget()  # the cache may hold what later plans expect: only the database can be trusted now
+        change = await self._work_out_and_write(conn, [d.message for d in batch])
+        self.worked_out += 1
+        cache = self.cache
+        return None if cache is None else (lambda: cache.put(change))
+
+    async def _work_out_and_write(self, conn: asyncpg.Connection, events: list[ScoredEvent]) -> Change:
+        store = ScoringStore(conn)
+        use_cache = self.cache is not None
+        for attempt in range(ATTEMPTS):
+            change = await work_out(store, self.cache, events, use_cache)
+            try:
+                async with conn.transaction():  # a savepoint: a conflict undoes only this attempt
+                    await store.write(change)
+                return change
+            except ConcurrentUpdate:
+                if attempt == ATTEMPTS - 1:
+                    raise
+                use_cache = False
+                self.forget()
+        raise AssertionError("unreachable")

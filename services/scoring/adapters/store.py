@@ -1,0 +1,233 @@
+"""Scoring's tables on PostgreSQL: every write is one batched statement per table, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.common.contracts import EventEnvelope, RankingPublished
+from services.common.outbox import OutgoingMessage, enqueue
+from services.common.topics import RANKINGS
+from services.scoring.domain.facts import CaseFacts, load_stored_facts, stored_facts
+from services.scoring.domain.figures import COUNTERS, WIDTH, DurationKey
+from services.scoring.domain.projection import ID_HASH_MODULUS, Change, EpochTally, Tables
+
+_COUNTS_SQL = (
+    f"INSERT INTO unit_month AS t (unit_id, month, {', '.join(COUNTERS)}) "
+    f"SELECT * FROM unnest($1::text[], $2::text[], {', '.join(f'${i + 3}::int[]' for i in range(WIDTH))}) "
+    f"ON CONFLICT (unit_id, month) DO UPDATE SET {', '.join(f'{c} = t.{c} + EXCLUDED.{c}' for c in COUNTERS)}"
+)
+_FACTS_SQL = (
+    "INSERT INTO case_facts AS f (case_id, version, previous_version, recorded_at, unit_id, month, state) "
+    "SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::bytea[]) "
+    "ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, previous_version = EXCLUDED.previous_version, "
+    "recorded_at = EXCLUDED.recorded_at, unit_id = EXCLUDED.unit_id, month = EXCLUDED.month, state = EXCLUDED.state "
+    "WHERE f.version = EXCLUDED.previous_version"
+)
+_EPOCHS_SQL = (
+    "INSERT INTO log_epochs AS e (epoch, events, id_hash_sum, last_recorded_at) "
+    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::timestamptz[]) "
+    "ON CONFLICT (epoch) DO UPDATE SET events = e.events + EXCLUDED.events, "
+    f"id_hash_sum = mod(e.id_hash_sum + EXCLUDED.id_hash_sum, {ID_HASH_MODULUS}::numeric), "
+    "last_recorded_at = greatest(e.last_recorded_at, EXCLUDED.last_recorded_at)"
+)
+_DURATION_COLUMNS = "month, unit_id, kind, case_id, started_at, ended_at"
+_DURATION_ARRAYS = "$1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[]"
+_PROJECTION_TABLES = ("case_facts", "unit_month", "unit_durations", "log_epochs", "processed_messages")
+
+
+class ConcurrentUpdate(RuntimeError):
+    """A case's facts changed under us (another worker, or a stale cache): reload and apply again."""
+
+
+def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+def _row_count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class Writes:
+    """A change as the column arrays of its statements: built ahead, so that a batch's Python work can be done
+    while the previous batch's statements run."""
+
+    cases: int
+    facts: list[list[Any]]
+    counts: list[list[Any]]
+    removed: list[list[Any]]
+    added: list[list[Any]]
+    epochs: list[list[Any]]
+
+    @classmethod
+    def of(cls, change: Change) -> Writes:
+        facts = [
+            (
+                f.case_id,
+                f.version,
+                change.previous_versions[f.case_id],
+                f.recorded_at,
+                f.charged_unit,
+                f.spell.month if f.charged_unit is not None and f.spell is not None else None,
+                stored_facts(f),
+            )
+            for f in change.facts.values()
+        ]
+        counts = [(unit, month, *deltas) for (unit, month), deltas in change.nonzero_counts().items()]
+        removed = [key for key, n in change.durations.items() if n < 0]
+        added = [key for key, n in change.durations.items() if n > 0]
+        epochs = [(e, t.events, t.id_hash_sum, t.last_recorded_at) for e, t in change.epochs.items()]
+        return cls(
+            cases=len(facts),
+            facts=_columns(facts, 7) if facts else [],
+            counts=_columns(counts, WIDTH + 2) if counts else [],
+            removed=_columns(removed, 6) if removed else [],
+            added=_columns(added, 6) if added else [],
+            epochs=_columns(epochs, 4) if epochs else [],
+        )
+
+
+class ScoringStore:
+    """The projection's tables, on one connection (the inbox's, for the consumer)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def load_facts(self, case_ids: Iterable[str]) -> dict[str, CaseFacts]:
+        rows = await self.conn.fetch(
+            "SELECT case_id, state FROM case_facts WHERE case_id = ANY($1::text[])", list(case_ids)
+        )
+        return {r[0]: load_stored_facts(r[0], r[1]) for r in rows}
+
+    async def write(self, change: Change | Writes) -> None:
+        """Apply ``change``; raises ``ConcurrentUpdate`` when a case was not at the version it was read at."""
+        writes = change if isinstance(change, Writes) else Writes.of(change)
+        if writes.facts:
+            written = _row_count(await self.conn.execute(_FACTS_SQL, *writes.facts))
+            if written != writes.cases:
+                raise ConcurrentUpdate(f"{writes.cases - written} case(s) moved on since they were read")
+        if writes.counts:
+            await self.conn.execute(_COUNTS_SQL, *writes.counts)
+        if writes.removed:
+            await self.conn.execute(
+                f"DELETE FROM unit_durations d USING unnest({_DURATION_ARRAYS}) AS r({_DURATION_COLUMNS}) "
+                "WHERE (d.month, d.unit_id, d.kind, d.case_id, d.started_at, d.ended_at) = "
+                "(r.month, r.unit_id, r.kind, r.case_id, r.started_at, r.ended_at)",
+                *writes.removed,
+            )
+        if writes.added:
+            await self.conn.execute(
+                f"INSERT INTO unit_durations ({_DURATION_COLUMNS}) SELECT * FROM unnest({_DURATION_ARRAYS})",
+                *writes.added,
+            )
+        if writes.epochs:
+            await self.conn.execute(_EPOCHS_SQL, *writes.epochs)
+
+    # ------------------------------------------------------------------ reads for rankings
+
+    async def month_counts(self, months: Iterable[str]) -> dict[tuple[str, str], tuple[int, ...]]:
+        rows = await self.conn.fetch(
+            f"SELECT unit_id, month, {', '.join(COUNTERS)} FROM unit_month WHERE month = ANY($1::text[])", list(months)
+        )
+        return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+    async def durations(self, months: Iterable[str]) -> list[DurationKey]:
+        rows = await self.conn.fetch(
+            f"SELECT {_DURATION_COLUMNS} FROM unit_durations WHERE month = ANY($1::text[])", list(months)
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    async def epochs(self) -> dict[str, EpochTally]:
+        rows = await self.conn.fetch("SELECT epoch, events, id_hash_sum, last_recorded_at FROM log_epochs")
+        return {r[0]: EpochTally(r[1], int(r[2]), r[3]) for r in rows}
+
+    async def latest_recorded_at(self) -> datetime | None:
+        latest: datetime | None = await self.conn.fetchval("SELECT max(last_recorded_at) FROM log_epochs")
+        return latest
+
+    # ------------------------------------------------------------------ the whole projection
+
+    async def tables(self) -> Tables:
+        """Every row, as the in-memory tables: for content hashes (and small projections only)."""
+        tables = Tables()
+        for row in await self.conn.fetch("SELECT case_id, state FROM case_facts"):
+            tables.facts[row[0]] = load_stored_facts(row[0], row[1])
+        for row in await self.conn.fetch(f"SELECT unit_id, month, {', '.join(COUNTERS)} FROM unit_month"):
+            if any(row[2:]):
+                tables.counts[(row[0], row[1])] = list(row[2:])
+        tables.durations = {tuple(r) for r in await self.conn.fetch(f"SELECT {_DURATION_COLUMNS} FROM unit_durations")}  # type: ignore[misc]
+        tables.epochs = await self.epochs()
+        return tables
+
+    async def processed(self) -> int:
+        count: int = await self.conn.fetchval("SELECT count(*) FROM processed_messages")
+        return count
+
+    # ------------------------------------------------------------------ published rankings
+
+    def snapshot(self, readonly: bool = True) -> Any:
+        """A repeatable-read transaction: every read inside sees one state of the tables."""
+        return self.conn.transaction(isolation="repeatable_read", readonly=readonly)
+
+    async def published_result(self, period: str, tier: str, formula_version: str) -> tuple[uuid.UUID, str] | None:
+        row = await self.conn.fetchrow(
+            "SELECT ranking_id, result_hash FROM published_rankings "
+            "WHERE period = $1 AND tier = $2 AND formula_version = $3",
+            period,
+            tier,
+            formula_version,
+        )
+        return None if row is None else (row[0], row[1])
+
+    async def publications(self, period: str, tier: str) -> int:
+        count: int = await self.conn.fetchval(
+            "SELECT count(*) FROM published_rankings WHERE period = $1 AND tier = $2", period, tier
+        )
+        return count
+
+    async def save_published(self, envelope: EventEnvelope, input_hash: str) -> None:
+        """Store the ranking and put its ``RankingPublished`` in the outbox, in the caller's transaction."""
+        p = envelope.payload
+        assert isinstance(p, RankingPublished)
+        await self.conn.execute(
+            "INSERT INTO published_rankings "
+            "(ranking_id, period, tier, formula_version, input_hash, result_hash, payload) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+            envelope.event_id,
+            p.period,
+            p.tier,
+            p.formula_version,
+            input_hash,
+            p.result_hash,
+            orjson.dumps(p.model_dump(mode="json")).decode(),
+        )
+        await enqueue(self.conn, [OutgoingMessage.event(RANKINGS, envelope)])
+
+    async def published(self, period: str, tiers: Iterable[str]) -> list[tuple[uuid.UUID, dict[str, Any]]]:
+        rows = await self.conn.fetch(
+            "SELECT ranking_id, payload::text FROM published_rankings WHERE period = $1 AND tier = ANY($2::text[]) "
+            "ORDER BY tier, published_at",
+            period,
+            list(tiers),
+        )
+        return [(r[0], orjson.loads(r[1])) for r in rows]
+
+
+async def copy_projection(conn: asyncpg.Connection, source: str, target: str) -> None:
+    """Replace ``target``'s projection tables with ``source``'s, in the caller's transaction."""
+    for table in _PROJECTION_TABLES:
+        await conn.execute(f"LOCK TABLE {target}.{table} IN ACCESS EXCLUSIVE MODE")
+    for table in _PROJECTION_TABLES:
+        await conn.execute(f"TRUNCATE {target}.{table}")
+        await conn.execute(f"INSERT INTO {target}.{table} SELECT * FROM {source}.{table}")

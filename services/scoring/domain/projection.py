@@ -1,0 +1,286 @@
+"""The projection as a pure function: case facts and a batch of events in, the change to every table out.
+
+For each case the batch's events are applied in stream order; an event at or below the case's version was
+applied before and is skipped. The change to the figures is the difference of the case's contributions
+(``figures.contributions``) before and after, so an update costs O(1) per event whatever the history.
+
+Settling. An event counts with its *effective* recorded time, the latest ``recorded_at`` of its case so far
+(so a case's counted events are always a prefix of its stream). Its change to a month's figures is dropped
+when it was recorded after that month's cutoff (``periods.cutoff``): a settled month never changes again, and
+anyone can recompute it from the events recorded up to the cutoff. The events are also tallied per *epoch*,
+the first month whose cutoff they fall before, which gives the count and id hash of the events a ranking covers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.scoring.domain.events import ScoredEvent
+from services.scoring.domain.facts import MOVING, CaseFacts, apply, facts_to_json, iso, start
+from services.scoring.domain.figures import WIDTH, Contributions, DurationKey, contributions, difference
+from services.scoring.domain.hashing import digest
+from services.scoring.domain.periods import cutoff, epoch_of, previous_month
+
+ID_HASH_MODULUS = 2**256
+
+
+def id_hash(event_id: uuid.UUID) -> int:
+    """An event's share of a set hash: its id's sha256 as a number. A set's hash is their sum mod 2**256."""
+    return int.from_bytes(hashlib.sha256(event_id.bytes).digest(), "big")
+
+
+@dataclass
+class EpochTally:
+    events: int = 0
+    id_hash_sum: int = 0
+    last_recorded_at: datetime | None = None
+
+    def add(self, other: EpochTally) -> None:
+        self.events += other.events
+        self.id_hash_sum = (self.id_hash_sum + other.id_hash_sum) % ID_HASH_MODULUS
+        if other.last_recorded_at is not None and (
+            self.last_recorded_at is None or other.last_recorded_at > self.last_recorded_at
+        ):
+            self.last_recorded_at = other.last_recorded_at
+
+
+@dataclass
+class Change:
+    facts: dict[str, CaseFacts] = field(default_factory=dict)  # the new facts of every case that moved
+    contributions: dict[str, Contributions] = field(default_factory=dict)  # and what they now contribute
+    previous_versions: dict[str, int] = field(default_factory=dict)  # their versions before (0: new case)
+    counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (unit, month) -> deltas
+    durations: dict[DurationKey, int] = field(default_factory=dict)  # +1 added, -1 removed
+    epochs: dict[str, EpochTally] = field(default_factory=dict)
+    skipped: int = 0  # events at or below their case's version: applied before
+    sealed: set[str] = field(default_factory=set)  # cases that reached the ``until`` position
+    unscorable: list[ScoredEvent] = field(default_factory=list)  # with ``lenient``: events left out
+
+    def merge(self, delta: Contributions, epoch: str) -> None:
+        for key, n in delta.items():
+            month = key[0]
+            if month < epoch:
+                continue  # that month had settled before these events were recorded
+            if len(key) == 3:
+                row = self.counts.get((key[1], month))
+                if row is None:
+                    row = self.counts[(key[1], month)] = [0] * WIDTH
+                row[key[2]] += n  # type: ignore[misc]
+            else:
+                net = self.durations.get(key, 0) + n  # type: ignore[arg-type]
+                if net:
+                    self.durations[key] = net  # type: ignore[index]
+                else:
+                    del self.durations[key]  # type: ignore[arg-type]
+
+    def tally(self, epoch: str, event: ScoredEvent, recorded_at: datetime) -> None:
+        """Count an applied event in its epoch: how many, their id hash, the latest recorded time."""
+        tally = self.epochs.get(epoch)
+        if tally is None:
+            tally = self.epochs[epoch] = EpochTally()
+        tally.events += 1
+        tally.id_hash_sum += id_hash(event.event_id)  # reduced mod 2**256 once per batch: settle_hashes
+        if tally.last_recorded_at is None or recorded_at > tally.last_recorded_at:
+            tally.last_recorded_at = recorded_at
+
+    def settle_hashes(self) -> None:
+        for tally in self.epochs.values():
+            tally.id_hash_sum %= ID_HASH_MODULUS
+
+    def nonzero_counts(self) -> dict[tuple[str, str], list[int]]:
+        return {key: row for key, row in self.counts.items() if any(row)}
+
+
+class _EpochClock:
+    """``epoch_of`` remembering the bounds of the epochs it has answered, since a batch's events share a few."""
+
+    def __init__(self) -> None:
+        self.known: list[tuple[datetime, datetime, str]] = []
+
+    def __call__(self, recorded_at: datetime) -> str:
+        for low, high, epoch in self.known:
+            if low < recorded_at <= high:
+                return epoch
+        epoch = epoch_of(recorded_at)
+        self.known.append((cutoff(previous_month(epoch)), cutoff(epoch), epoch))
+        return epoch
+
+
+def apply_events(
+    known: Mapping[str, CaseFacts | None],
+    events: Iterable[ScoredEvent],
+    *,
+    known_contributions: Mapping[str, Contributions] | None = None,
+    owned: bool = False,
+    until: datetime | None = None,
+    lenient: bool = False,
+) -> Change:
+    """Apply ``events`` on top of ``known`` (the facts of every case the events touch that exists).
+
+    Each event is expected once (the inbox's claim sees to it; ``Tables`` keeps the ids it has applied), and
+    an event that moves the facts is applied only above the case's version in any case. An event of a kind that
+    changes nothing scoring keeps (``facts.MOVING``) is only counted, at its own recorded time.
+    ``known_contributions``: the contributions of the known facts, when the caller has them (a cache).
+    ``owned``: the caller hands the known facts over, so they are changed in place rather than copied.
+    ``until``: leave out what was recorded later (see ``Change.sealed``), to rebuild a ranking's position.
+    ``lenient``: leave out an event that cannot start its case instead of raising ``UnscorableEvent``.
+    """
+    change = Change()
+    by_case: dict[str, list[ScoredEvent]] = {}
+    for event in events:
+        case_events = by_case.get(event.case_id)
+        if case_events is None:
+            by_case[event.case_id] = [event]
+        else:
+            case_events.append(event)
+    clock = _EpochClock()
+    contributed = known_contributions or {}
+    for case_id, case_events in by_case.items():
+        if len(case_events) > 1:
+            case_events.sort(key=_version)
+        run = _CaseRun(change, clock, known.get(case_id), contributed.get(case_id), until, lenient, owned)
+        run.apply(case_events)
+    change.settle_hashes()
+    return change
+
+
+def _version(event: ScoredEvent) -> int:
+    return event.version
+
+
+class _CaseRun:
+    """One case's events of a batch, applied in order; its contributions are diffed once per epoch."""
+
+    def __init__(
+        self,
+        change: Change,
+        clock: _EpochClock,
+        known: CaseFacts | None,
+        contributed: Contributions | None,
+        until: datetime | None,
+        lenient: bool,
+        owned: bool,
+    ) -> None:
+        self.change, self.clock, self.until, self.lenient = change, clock, until, lenient
+        self.known = known
+        self.previous_version = known.version if known is not None else 0
+        self.facts = known  # unless owned, copied before the first change: the known facts stay as they were
+        self.owned = owned
+        self.before = contributed
+        self.segment: str | None = None
+        self.sealed = False
+
+    def apply(self, events: list[ScoredEvent]) -> None:
+        for event in events:
+            if event.kind in MOVING:
+                self._move(event)
+            elif self.until is None or event.recorded_at <= self.until:
+                self.change.tally(self.clock(event.recorded_at), event, event.recorded_at)
+        self._close()
+
+    def _move(self, event: ScoredEvent) -> None:
+        facts, change = self.facts, self.change
+        if self.sealed:
+            return
+        if facts is not None and event.version <= facts.version:
+            change.skipped += 1
+            return
+        recorded_at = event.recorded_at if facts is None or event.recorded_at > facts.recorded_at else facts.recorded_at
+        if self.until is not None and recorded_at > self.until:
+            change.sealed.add(event.case_id)
+            self.sealed = True
+            return
+        if facts is None and self.lenient and event.kind != "CaseFiled":
+            change.unscorable.append(event)
+            return
+        epoch = self.clock(recorded_at)
+        if epoch != self.segment:
+            self._close()
+            self.segment = epoch
+        if self.before is None:
+            self.before = contributions(facts)
+        if facts is None:
+            self.facts = start(event)
+        else:
+            if facts is self.known and not self.owned:
+                self.facts = facts = facts.copy()
+            apply(facts, event)
+        change.tally(epoch, event, recorded_at)
+
+    def _close(self) -> None:
+        """Merge the change of the contributions over the events of the current epoch."""
+        if self.segment is None or self.facts is None or self.before is None:
+            return
+        after = contributions(self.facts)
+        self.change.merge(difference(self.before, after), self.segment)
+        self.before, self.segment = after, None
+        facts = self.facts
+        self.change.facts[facts.case_id] = facts
+        self.change.contributions[facts.case_id] = after
+        self.change.previous_versions[facts.case_id] = self.previous_version
+
+
+@dataclass
+class Tables:
+    """The projection's tables held in memory: what recompute and the tests fold the log into.
+
+    With ``until`` they hold the log up to that position only (see ``apply_events``); with ``lenient`` an event
+    that cannot start its case is left out and counted, as the consumer dead-letters it.
+    """
+
+    facts: dict[str, CaseFacts] = field(default_factory=dict)
+    counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    durations: set[DurationKey] = field(default_factory=set)
+    epochs: dict[str, EpochTally] = field(default_factory=dict)
+    until: datetime | None = None
+    lenient: bool = False
+    seen: set[uuid.UUID] = field(default_factory=set)  # the ids applied: the inbox's claim, in memory
+    sealed: set[str] = field(default_factory=set)
+    unscorable: int = 0
+
+    def apply(self, events: Iterable[ScoredEvent]) -> Change:
+        fresh = []
+        for event in events:
+            if event.event_id in self.seen or (event.case_id in self.sealed and event.kind in MOVING):
+                continue
+            self.seen.add(event.event_id)
+            fresh.append(event)
+        change = apply_events(self.facts, fresh, owned=True, until=self.until, lenient=self.lenient)
+        self.absorb(change)
+        return change
+
+    def absorb(self, change: Change) -> None:
+        self.facts.update(change.facts)
+        self.sealed |= change.sealed
+        self.unscorable += len(change.unscorable)
+        for key, delta in change.counts.items():
+            row = self.counts.setdefault(key, [0] * WIDTH)
+            for i, n in enumerate(delta):
+                row[i] += n
+            if not any(row):
+                del self.counts[key]
+        for dkey, n in change.durations.items():
+            if n > 0:
+                self.durations.add(dkey)
+            else:
+                self.durations.discard(dkey)
+        for epoch, tally in change.epochs.items():
+            self.epochs.setdefault(epoch, EpochTally()).add(tally)
+
+    def digest(self) -> dict[str, str]:
+        """sha256 of each table's canonical rows in key order (all-zero counter rows left out), and of them all."""
+        rows = {
+            "case_facts": [facts_to_json(self.facts[case]) for case in sorted(self.facts)],
+            "unit_month": [[*key, *self.counts[key]] for key in sorted(self.counts) if any(self.counts[key])],
+            "unit_durations": [[m, u, k, c, iso(a), iso(b)] for m, u, k, c, a, b in sorted(self.durations)],
+            "log_epochs": [
+                [epoch, t.events, f"{t.id_hash_sum:064x}", iso(t.last_recorded_at) if t.last_recorded_at else None]
+                for epoch, t in sorted(self.epochs.items())
+            ],
+        }
+        hashes = {table: digest(table_rows) for table, table_rows in rows.items()}
+        return {**hashes, "all": digest(hashes)}
