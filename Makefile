@@ -21,6 +21,15 @@ test: install
 	  rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 install: $(STAMP)
+	@# the browser tests (tests/e2e/test_public_pages.py): Debian's Chromium and CJK fonts, axe-core from npm
+	@{ test -x /usr/bin/chromium && dpkg -s fonts-noto-cjk >/dev/null 2>&1; } || { \
+	  echo "installing Chromium and CJK fonts (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	@test -f tests/e2e/axe/node_modules/axe-core/axe.min.js || npm ci --prefix tests/e2e/axe --no-audit --no-fund
+	@# the monitoring test (tests/e2e/test_prometheus.py): Prometheus and promtool from Debian
+	@test -x /usr/bin/promtool || { \
+	  echo "installing Prometheus (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
 $(STAMP): pyproject.toml constraints.txt
 	@if [ -z "$(PG_BIN)" ]; then \

@@ -6,6 +6,10 @@ rectify schemas [--check]  regenerate docs/events/*.json and docs/asyncapi.yaml
 rectify agency add ...     provision an agency and print its new API key
 rectify seed               file demo complaints through a running intake API
 rectify import FILE        file a hotline export (CSV or JSONL) through the intake API
+rectify down               stop what a `rectify up` in another terminal started
+rectify outbox             outbox backlog per service and topic
+rectify dlq list|redrive   list and re-drive dead letters
+rectify bench [NAME]       run the benchmarks in bench/
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from rich.table import Table
 
 from services.cli.import_cmd import import_records
 from services.cli.local import LocalSystem
+from services.cli.ops import bench, dlq_app, down, outbox, record_up
 from services.cli.processes import PROCESSES
 from services.cli.rebuild import rebuild_app
 from services.cli.scoring_cmds import ranking_app
@@ -36,6 +41,10 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(ranking_app, name="ranking")
 app.add_typer(rebuild_app, name="rebuild")
 app.command("import")(import_records)
+app.add_typer(dlq_app, name="dlq")
+app.command("outbox")(outbox)
+app.command("bench")(bench)
+app.command("down")(down)
 console = Console()
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,6 +55,13 @@ def serve(process: Annotated[str, typer.Argument(help=f"one of: {', '.join(PROCE
     if process not in PROCESSES:
         console.print(f"[red]unknown process {process!r}[/red]; choose one of: {', '.join(PROCESSES)}")
         raise typer.Exit(2)
+    from services.common.logs import setup_logging
+    from services.common.metrics import HEALTH, database_check
+    from services.common.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(process, settings.log_level)
+    HEALTH.check("database", database_check(settings.database_url))
     PROCESSES[process].load()()
 
 
@@ -136,6 +152,7 @@ def up(
     def shutdown(*_: object) -> None:
         console.print("\nstopping ...")
         system.stop_all()
+        (state_dir / "up.json").unlink(missing_ok=True)
         if stack is not None:
             stack.stop(state_dir / "stack")
         console.print("stopped everything this command started")
@@ -150,6 +167,8 @@ def up(
             for i, name in enumerate(PROCESSES):
                 port = {"intake-api": intake_port, "publicity-web": public_port}.get(name)
                 system.start(name, http_port=port, metrics_port=9101 + i)
+            pids = {n: r.popen.pid for n, r in system.running.items()}
+            record_up(state_dir, pids, state_dir / "stack" if stack is not None else None, os.getpid())
             system.wait_http("intake-api")
             system.wait_http("publicity-web")
             keys = asyncio.run(provision_demo(env["DATABASE_URL"]))

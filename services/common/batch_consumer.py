@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from services.common.inbox import TRANSIENT, Inbox, Prepared, Record
+from services.common.metrics import CONSUMER_LAG, HEALTH
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,6 +148,8 @@ class BatchConsumer:
         self.plan = plan
         self.applied = 0  # records applied (and offsets committed, or tried) since start
         self._stopping = asyncio.Event()
+        self._ready_flag = f"consumer {config.topic}"
+        self._positions: dict[TopicPartition, int] = {}
 
     def stop(self) -> None:
         """Finish the batch in hand, commit its offsets and leave the group."""
@@ -157,8 +160,10 @@ class BatchConsumer:
         while not self._stopping.is_set():
             consumer = self._new_consumer()
             try:
+                HEALTH.require(self._ready_flag)
                 await consumer.start()
                 consumer.subscribe([self.config.topic], listener=_Revocations(self.on_revoked))
+                HEALTH.mark(self._ready_flag, True)
                 await apply_in_order(
                     self.inbox, self._polls(consumer), self._committer(consumer), self.config.retry_pause_s, self.plan
                 )
@@ -169,6 +174,7 @@ class BatchConsumer:
                 log.exception("batch loop failed; joining again", extra={"topic": self.config.topic})
                 await self._pause()
             finally:
+                HEALTH.mark(self._ready_flag, False)
                 with contextlib.suppress(Exception):
                     await consumer.stop()
 
@@ -198,12 +204,23 @@ class BatchConsumer:
         async def commit(tag: tuple[dict[TopicPartition, int], int]) -> None:
             offsets, count = tag
             self.applied += count
+            self._note_lag(consumer, offsets)
             try:
                 await consumer.commit(offsets)
             except (CommitFailedError, IllegalStateError, KafkaError) as exc:
                 log.warning("offset commit failed; the batch may come again, harmlessly", extra={"error": repr(exc)})
 
         return commit
+
+    def _note_lag(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Events behind, from the high watermarks seen in fetch responses (not ListOffsets: shared/BROKER.md)."""
+        self._positions.update(offsets)
+        behind = 0
+        for tp, position in self._positions.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                behind += max(0, highwater - position)
+        CONSUMER_LAG.labels(self.inbox.service, self.config.topic).set(behind)
 
     async def _pause(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -212,4 +229,4 @@ class BatchConsumer:
 
 def run_service(service: mode.Service, loglevel: str = "INFO") -> None:
     """Run ``service`` (a ``Runtime`` with its background jobs) until SIGTERM or SIGINT, then stop it gracefully."""
-    mode.Worker(service, loglevel=loglevel.lower(), quiet=True).execute_from_commandline()
+    mode.Worker(service, loglevel=loglevel.lower(), quiet=True, override_logging=False).execute_from_commandline()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.logs import CORRELATION_ID
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 log = logging.getLogger(__name__)
@@ -116,16 +118,22 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        # the caller's X-Correlation-ID (if it looks like one) or a new one: on every log line of this request
+        given = dict(scope.get("headers") or []).get(b"x-correlation-id", b"").decode("latin-1")
+        correlation = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else str(uuid.uuid4())
+        token = CORRELATION_ID.set(correlation)
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", correlation.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note)
         finally:
+            CORRELATION_ID.reset(token)
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             HTTP_REQUESTS.labels(self.service, template, str(status)).inc()

@@ -24,7 +24,16 @@ import asyncpg
 import orjson
 
 from services.common.contracts import ContractError
-from services.common.metrics import DEAD_LETTERS, DUPLICATES_SKIPPED, HANDLER_ERRORS, HANDLER_SECONDS, MESSAGES_CONSUMED
+from services.common.logs import bound
+from services.common.metrics import (
+    CONSUMER_LAST_BATCH,
+    DEAD_LETTERS,
+    DUPLICATES_SKIPPED,
+    HANDLER_ERRORS,
+    HANDLER_SECONDS,
+    MESSAGES_CONSUMED,
+)
+from services.common.topics import CASE_EVENTS, COMMANDS, OUTCOMES, PUBLIC_CASES
 from services.common.topics import DEAD_LETTERS as DLQ_TOPIC
 
 log = logging.getLogger(__name__)
@@ -116,16 +125,18 @@ class Inbox(Generic[M]):
             return
         topic = records[0].topic
         started = time.perf_counter()
-        try:
-            await self._apply(good, poison)
-        except TRANSIENT:
-            raise
-        except Exception:
-            HANDLER_ERRORS.labels(self.service, topic).inc()
-            log.exception("batch failed; retrying record by record", extra={"topic": topic, "size": len(records)})
-            await self._apply_one_by_one(good, poison)
+        with bound(**batch_ids(good)):
+            try:
+                await self._apply(good, poison)
+            except TRANSIENT:
+                raise
+            except Exception:
+                HANDLER_ERRORS.labels(self.service, topic).inc()
+                log.exception("batch failed; retrying record by record", extra={"topic": topic, "size": len(records)})
+                await self._apply_one_by_one(good, poison)
         HANDLER_SECONDS.labels(self.service, topic).observe(time.perf_counter() - started)
         MESSAGES_CONSUMED.labels(self.service, topic).inc(len(records))
+        CONSUMER_LAST_BATCH.labels(self.service, topic).set(time.time())
 
     async def _apply_one_by_one(self, good: list[Decoded[M]], poison: list[tuple[Record, str, str]]) -> None:
         await self._apply([], poison)
@@ -172,6 +183,21 @@ class Inbox(Generic[M]):
 
     async def _dead_letter(self, conn: asyncpg.Connection, poison: list[tuple[Record, str, str]]) -> None:
         await dead_letter(conn, self.service, poison)
+
+
+CASE_KEYED = frozenset(t.name for t in (COMMANDS, CASE_EVENTS, OUTCOMES, PUBLIC_CASES))
+
+
+def batch_ids(good: Sequence[Decoded[M]]) -> dict[str, str | None]:
+    """The correlation and case ids a batch's log lines carry, when the whole batch shares them (else none)."""
+    correlations = {str(c) for d in good if (c := getattr(d.message, "correlation_id", None)) is not None}
+    cases = {d.record.key.decode(errors="replace") for d in good if d.record.key and d.record.topic in CASE_KEYED}
+    ids: dict[str, str | None] = {}
+    if len(correlations) == 1:
+        ids["correlation_id"] = correlations.pop()
+    if len(cases) == 1:
+        ids["case_id"] = cases.pop()
+    return ids
 
 
 async def dead_letter(conn: asyncpg.Connection, service: str, poison: list[tuple[Record, str, str]]) -> None:

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from services.common.db import create_pool, migrate
 from services.common.inbox import TRANSIENT, Inbox, Record
 from services.common.kafka import ensure_topics, make_producer
+from services.common.metrics import CONSUMER_LAG, HEALTH
 from services.common.relay import OutboxRelay
 from services.common.settings import Settings
 from services.common.topics import TopicSpec
@@ -104,9 +105,13 @@ def add_batch_agent(
     settings: Settings,
 ) -> None:
     topic = app.topic(spec.name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    ready_flag = f"consumer {spec.name}"
+    HEALTH.require(ready_flag)
+    positions: dict[int, int] = {}  # partition -> next offset to apply
 
     async def consume(stream: faust.StreamT[bytes]) -> None:
         inbox = await make_inbox()
+        HEALTH.mark(ready_flag, True)
         async for events in stream.take_events(settings.consumer_batch_size, within=settings.consumer_batch_window_s):
             records = [
                 Record(
@@ -126,9 +131,29 @@ def add_batch_agent(
                 except TRANSIENT as exc:
                     log.warning("database unavailable; retrying batch", extra={"error": repr(exc)})
                     await asyncio.sleep(1.0)
+            for r in records:
+                positions[r.partition] = max(positions.get(r.partition, 0), r.offset + 1)
+            note_lag(app, spec.name, inbox.service, positions)
 
     consume.__name__ = f"apply_{spec.name.replace('.', '_').replace('-', '_')}"
     app.agent(topic, name=f"{app.conf.id}.{consume.__name__}")(consume)
+
+
+def note_lag(app: faust.App, topic: str, service: str, positions: Mapping[int, int]) -> None:
+    """Events behind, from the high watermarks the consumer saw in its fetch responses (never ListOffsets, which
+    the local broker answers wrongly: shared/BROKER.md). Refreshed after each batch, so an idle consumer keeps its
+    last value; partitions this process has not consumed yet are not counted."""
+    from faust.types import TP
+
+    behind = 0
+    for partition, position in positions.items():
+        try:
+            highwater = app.consumer.highwater(TP(topic, partition))
+        except Exception:
+            return
+        if highwater is not None and highwater >= 0:
+            behind += max(0, highwater - position)
+    CONSUMER_LAG.labels(service, topic).set(behind)
 
 
 def kafka_headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
@@ -155,7 +180,8 @@ def add_outbox_relay(runtime: Runtime) -> None:
 
 def run_worker(app: faust.App, loglevel: str = "INFO") -> None:
     """Hand the process to faust; it returns when the worker stops (SIGTERM, SIGINT)."""
-    worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True)
+    # logging is set up by ``rectify serve`` (services/common/logs.py): JSON lines; faust must not replace it
+    worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True, override_logging=False)
     worker.execute_from_commandline()
 
 

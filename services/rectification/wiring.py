@@ -14,6 +14,7 @@ from services.common.reference import reference
 from services.common.settings import Settings, get_settings
 from services.common.topics import COMMANDS
 from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker, utcnow
+from services.rectification.case_gauges import run_case_gauges
 from services.rectification.domain.calendar import load_calendar
 from services.rectification.domain.time_limits import load_time_limits
 from services.rectification.entrypoints.commands import command_handler
@@ -56,9 +57,14 @@ def build_app(settings: Settings) -> faust.App:
     async def watch_deadlines() -> None:
         await run_watcher(await runtime.pool(), rules, utcnow, settings.deadline_scan_interval_s)
 
+    async def count_cases() -> None:
+        tiers = {unit_id: unit.tier for unit_id, unit in reference().units.items()}
+        await run_case_gauges(await runtime.pool(), tiers, utcnow, min(30.0, settings.deadline_scan_interval_s))
+
     add_batch_agent(app, COMMANDS, make_inbox, settings)
     add_outbox_relay(runtime)
     runtime.background(watch_deadlines)
+    runtime.background(count_cases)
     return app
 
 

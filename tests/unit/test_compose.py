@@ -442,7 +442,7 @@ def test_app_healthchecks_use_python_against_the_right_port(process: str) -> Non
     if PROCESSES[process].http:
         expected = (setting(svc, "HTTP_PORT"), "/healthz")
     else:
-        expected = (setting(svc, "METRICS_PORT"), "/metrics")
+        expected = (setting(svc, "METRICS_PORT"), "/readyz")
     assert (url.port, url.path) == expected, f"service {name!r}: healthcheck hits {urls[0]}, expected {expected}"
 
 
@@ -555,7 +555,12 @@ def test_prometheus_mounts_the_scrape_config() -> None:
 
 def test_prometheus_scrapes_every_process_every_15s() -> None:
     assert PROMETHEUS.get("global", {}).get("scrape_interval") == "15s", "scrape_interval should be 15s"
-    assert "rule_files" not in PROMETHEUS, "alert rules come with their own change; leave rule_files out for now"
+    for rule_file in PROMETHEUS.get("rule_files") or []:
+        assert (PROMETHEUS_FILE.parent / rule_file).is_file(), f"infra/prometheus.yml loads a missing {rule_file}"
+        mounts = [str(m) for m in SERVICES["prometheus"].get("volumes") or []]
+        assert any(m.startswith(f"./infra/{rule_file}:/etc/prometheus/{rule_file}") for m in mounts), (
+            f"mount ./infra/{rule_file} at /etc/prometheus/{rule_file} in the prometheus service"
+        )
     jobs = [job["job_name"] for job in PROMETHEUS.get("scrape_configs") or []]
     assert len(jobs) == len(set(jobs)), f"duplicate job names in infra/prometheus.yml: {jobs}"
     scraped = {target.rpartition(":")[0] for _, target in scrape_targets()}
