@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
+import json
 import random
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -32,6 +34,7 @@ from services.publicity import api_models as m
 from services.publicity.adapters.store import CASE_COLUMNS
 from services.publicity.entrypoints.public_facts import apply_public_batch, decode_public_fact
 from services.publicity.entrypoints.ranking_facts import apply_ranking_batch, decode_ranking_fact
+from services.publicity.entrypoints.site import WATERMARK_TTL
 from services.publicity.entrypoints.web import create_app
 from services.rectification.simulation import PRIVATE
 from tests.conftest import fresh_database
@@ -194,6 +197,10 @@ async def test_the_json_twins_match_their_documented_models(client: httpx.AsyncC
     ranking = validate(m.RankingAnswer, (await client.get("/api/v1/rankings/2025-03/township")).json())
     assert ranking.ranking.result_hash == month.rankings[0].payload.result_hash  # type: ignore[attr-defined]
     assert ranking.recompute == "rectify ranking recompute --period 2025-03 --tier township"
+    published = (await client.get("/api/v1/rankings/2025-03/township")).json()["ranking"]
+    claimed = published.pop("result_hash")  # anyone can check it as the method page says
+    canonical = json.dumps(published, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert hashlib.sha256(canonical).hexdigest() == claimed
     validate(m.ExposureList, (await client.get("/api/v1/exposure")).json())
     stalled = validate(m.StalledAnswer, (await client.get("/api/v1/stalled")).json())
     assert all(c.overdue for c in stalled.cases)
@@ -286,6 +293,8 @@ async def test_answers_are_cacheable_and_revalidate(client: httpx.AsyncClient, m
         assert again.status_code == 304 and again.content == b"", path
         assert again.headers["etag"] == first.headers["etag"]
     listing = await client.get("/")
+    head = await client.head("/")
+    assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == listing.headers["etag"]
     since = await client.get("/", headers={"If-Modified-Since": listing.headers["last-modified"]})
     assert since.status_code == 304
     english = await client.get("/", params={"lang": "en"})
@@ -302,6 +311,7 @@ async def test_a_change_to_the_projection_changes_the_validators(client: httpx.A
         await conn.execute("UPDATE watermark SET changes = changes + 1, changed_at = now()")
     finally:
         await conn.close()
+    await asyncio.sleep(WATERMARK_TTL)  # the site reads the change counter at most once a second
     after = await client.get("/api/v1/cases", headers={"If-None-Match": before})
     assert after.status_code == 200 and after.headers["etag"] != before
 

@@ -42,6 +42,7 @@ CASE_COLUMNS: tuple[str, ...] = (
 )
 FINISHED = ("closed", "dismissed", "merged")
 _SELECT = ", ".join(c if c != "holds" else "holds::text AS holds" for c in CASE_COLUMNS)
+_EXPORT = ", ".join(c for c in CASE_COLUMNS if c != "holds")
 Cell = tuple[str, str, str, str, bool, bool]  # month, unit, category, status, overdue, exposed
 
 
@@ -368,12 +369,12 @@ async def months_with_cases(pool: asyncpg.Pool) -> list[str]:
 
 
 async def export_cases(pool: asyncpg.Pool, f: CaseFilter) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every matching case in filing order, a chunk at a time, read through one server-side cursor."""
+    """Every matching case in filing order (without ``holds``), a chunk at a time, through one server-side cursor."""
     clause, args = _where(f, on_cells=False)
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         chunk: list[dict[str, Any]] = []
-        async for row in conn.cursor(f"SELECT {_SELECT} FROM cases {clause} ORDER BY filed_at, case_id", *args):
-            chunk.append(_case(row))
+        async for row in conn.cursor(f"SELECT {_EXPORT} FROM cases {clause} ORDER BY filed_at, case_id", *args):
+            chunk.append(dict(row))
             if len(chunk) >= 1000:
                 yield chunk
                 chunk = []
@@ -430,49 +431,29 @@ async def find_requests(pool: asyncpg.Pool, f: RequestFilter) -> list[dict[str, 
 
 
 @dataclass(frozen=True, slots=True)
-class PublishedRanking:
-    event_id: str
-    stream_version: int
-    recorded_at: datetime
-    document: dict[str, Any]  # the RankingPublished payload, as published
-
-
-@dataclass(frozen=True, slots=True)
 class Publication:
+    """One published ranking, without its rows."""
+
     event_id: str
-    stream_version: int
+    period: str
+    tier: str
     formula_version: str
+    stream_version: int
     recorded_at: datetime
     result_hash: str
 
 
-async def ranking_periods(pool: asyncpg.Pool) -> list[tuple[str, str]]:
-    """(period, tier) of every published ranking, the latest period first."""
-    rows = await pool.fetch("SELECT DISTINCT period, tier FROM rankings ORDER BY period DESC, tier DESC")
-    return [(r["period"], r["tier"]) for r in rows]
-
-
-async def latest_ranking(
-    pool: asyncpg.Pool, period: str, tier: str, formula_version: str | None = None
-) -> PublishedRanking | None:
-    row = await pool.fetchrow(
-        "SELECT event_id::text, stream_version, recorded_at, document::text FROM rankings "
-        "WHERE period = $1 AND tier = $2 AND ($3::text IS NULL OR formula_version = $3) "
-        "ORDER BY stream_version DESC, recorded_at DESC LIMIT 1",
-        period,
-        tier,
-        formula_version,
-    )
-    if row is None:
-        return None
-    return PublishedRanking(row[0], row[1], row[2], orjson.loads(row[3]))
-
-
-async def ranking_history(pool: asyncpg.Pool, period: str, tier: str) -> list[Publication]:
+async def ranking_publications(pool: asyncpg.Pool) -> list[Publication]:
+    """Every published ranking, latest period first, then tier, then newest publication first (a small table)."""
     rows = await pool.fetch(
-        "SELECT event_id::text, stream_version, formula_version, recorded_at, result_hash FROM rankings "
-        "WHERE period = $1 AND tier = $2 ORDER BY stream_version DESC, recorded_at DESC",
-        period,
-        tier,
+        "SELECT event_id::text, period, tier, formula_version, stream_version, recorded_at, result_hash "
+        "FROM rankings ORDER BY period DESC, tier DESC, stream_version DESC, recorded_at DESC"
     )
     return [Publication(*r) for r in rows]
+
+
+async def ranking_document(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]:
+    """The RankingPublished payload of one publication, as published."""
+    text = await pool.fetchval("SELECT document::text FROM rankings WHERE event_id = $1::uuid", event_id)
+    document: dict[str, Any] = orjson.loads(text)
+    return document

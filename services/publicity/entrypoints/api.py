@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from services.common import http
 from services.publicity import api_models as m
-from services.publicity import views
+from services.publicity import rankings, views
 from services.publicity.adapters import store
 from services.publicity.entrypoints.params import (
     Category,
@@ -28,7 +28,6 @@ from services.publicity.periods import PERIOD_PATTERN, optional_period
 
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 PERIOD = re.compile(PERIOD_PATTERN)
-TIERS = ("township", "department")
 
 
 def json_response(body: Any, validators: Validators) -> Response:
@@ -87,8 +86,8 @@ def router(site: Site) -> APIRouter:
         validators = await site.projection_validators(request, "api-rankings")
         if validators.matches(request):
             return validators.not_modified()
-        published = await store.ranking_periods(site.pool(request))
-        body = {"rankings": [{"period": p, "tier": t, "url": f"/api/v1/rankings/{p}/{t}"} for p, t in published]}
+        keys = rankings.published_keys(await site.ranking_index(request, validators))
+        body = {"rankings": [{"period": p, "tier": t, "url": f"/api/v1/rankings/{p}/{t}"} for p, t in keys]}
         return json_response(body, validators)
 
     @r.get(
@@ -97,21 +96,20 @@ def router(site: Site) -> APIRouter:
         responses=_doc(m.RankingAnswer) | {404: {"description": "no ranking was published for this period and tier"}},
     )
     async def api_ranking(request: Request, period: str, tier: str, formula: Formula = None) -> Response:
-        if not PERIOD.match(period) or tier not in TIERS:
+        if not PERIOD.match(period) or tier not in rankings.TIERS:
             raise http.Problem(404, "Not found", "period is YYYY-MM, YYYY-Qn or YYYY; tier is township or department")
         validators = await site.projection_validators(request, "api-ranking")
         if validators.matches(request):
             return validators.not_modified()
-        pool = site.pool(request)
-        ranking = await store.latest_ranking(pool, period, tier, formula)
-        if ranking is None:
+        index = await site.ranking_index(request, validators)
+        chosen = rankings.latest(index, period, tier, formula)
+        if chosen is None:
             raise http.Problem(404, "Not found", "no ranking was published for this period and tier")
-        history = await store.ranking_history(pool, period, tier)
         body = {
-            "event_id": ranking.event_id,
-            "stream_version": ranking.stream_version,
-            "recorded_at": ranking.recorded_at.isoformat(),
-            "ranking": ranking.document,
+            "event_id": chosen.event_id,
+            "stream_version": chosen.stream_version,
+            "recorded_at": chosen.recorded_at.isoformat(),
+            "ranking": await site.rankings.document(site.pool(request), chosen.event_id),
             "history": [
                 {
                     "event_id": h.event_id,
@@ -120,7 +118,7 @@ def router(site: Site) -> APIRouter:
                     "recorded_at": h.recorded_at.isoformat(),
                     "result_hash": h.result_hash,
                 }
-                for h in history
+                for h in rankings.history(index, period, tier)
             ],
             "recompute": recompute_command(period, tier),
         }

@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from services.publicity import feeds, i18n
+from services.publicity import feeds, i18n, rankings
 from services.publicity.adapters import store
 from services.publicity.entrypoints.params import Category, Formula, Lang, PeriodText, Status, Tier, Unit
 from services.publicity.entrypoints.site import REFERENCE_AGE, Site, Validators
@@ -101,14 +101,13 @@ def router(site: Site) -> APIRouter:
         validators = await site.projection_validators(request, "rankings-csv", max_age=EXPORT_AGE)
         if validators.matches(request):
             return validators.not_modified()
-        pool = site.pool(request)
+        index = await site.ranking_index(request, validators)
         rows: list[list[str]] = []
-        for p, t in await store.ranking_periods(pool):
-            if (period and p != period) or (tier and t != tier):
+        for p, t in rankings.published_keys(index):
+            chosen = rankings.latest(index, p, t, formula)
+            if chosen is None or (period and p != period) or (tier and t != tier):
                 continue
-            ranking = await store.latest_ranking(pool, p, t, formula)
-            if ranking is not None:
-                rows += feeds.ranking_csv_rows(ranking.document, ref)
+            rows += feeds.ranking_csv_rows(await site.rankings.document(site.pool(request), chosen.event_id), ref)
         body = BOM + feeds.csv_lines([feeds.RANKING_CSV_COLUMNS, *rows])
         headers = validators.headers() | {"Content-Disposition": 'attachment; filename="rectify-rankings.csv"'}
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.common.contracts import CaseStatus
-from services.publicity import charts, i18n, views
+from services.publicity import charts, i18n, rankings, views
 from services.publicity.adapters import store
 from services.publicity.entrypoints.params import (
     Category,
@@ -63,7 +63,7 @@ def router(site: Site) -> APIRouter:
         )
         pool = site.pool(request)
         rows, total = await store.list_cases(pool, f)
-        months = await store.months_with_cases(pool)
+        months = await site.memo(validators, "months", lambda: store.months_with_cases(pool))
         params = {"unit": unit, "category": category, "status": status or None, "period": period}
         return site.render(
             request,
@@ -117,26 +117,23 @@ def router(site: Site) -> APIRouter:
             return validators.not_modified()
         if hit := site.cached(request, validators):
             return hit
-        pool = site.pool(request)
-        published = await store.ranking_periods(pool)
-        chosen_period, chosen_tier = _choose_ranking(published, period or None, tier or None)
-        ranking = history = None
-        if chosen_period is not None:
-            ranking = await store.latest_ranking(pool, chosen_period, chosen_tier, formula)
-            history = await store.ranking_history(pool, chosen_period, chosen_tier)
+        index = await site.ranking_index(request, validators)
+        chosen_period, chosen_tier = rankings.choose(index, period or None, tier or None)
+        chosen = rankings.latest(index, chosen_period, chosen_tier, formula) if chosen_period else None
+        document = await site.rankings.document(site.pool(request), chosen.event_id) if chosen else None
         return site.render(
             request,
             "rankings.html",
             language,
             validators,
-            periods=sorted({p for p, _ in published}, reverse=True),
+            periods=sorted({p for p, _ in rankings.published_keys(index)}, reverse=True),
             period=chosen_period,
             period_label=Period.parse(chosen_period).label(language) if chosen_period else "",
             tier=chosen_tier,
             tiers=("township", "department"),
-            ranking=ranking,
-            doc=ranking.document if ranking else None,
-            history=history or [],
+            publication=chosen,
+            doc=document,
+            history=rankings.history(index, chosen_period, chosen_tier) if chosen_period else [],
             rates=("response", "on_time", "first_pass", "resolution", "satisfaction"),
             recompute=recompute_command(chosen_period, chosen_tier) if chosen_period else "",
         )
@@ -180,7 +177,7 @@ def router(site: Site) -> APIRouter:
         if hit := site.cached(request, validators):
             return hit
         pool = site.pool(request)
-        by_unit = await store.stalled_by_unit(pool)
+        by_unit = await site.memo(validators, "stalled", lambda: store.stalled_by_unit(pool))
         rows = await store.stalled_cases(pool, unit or None, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         total = sum(n for u, n in by_unit if not unit or u == unit)
         today = today_in_china()
@@ -221,8 +218,8 @@ def router(site: Site) -> APIRouter:
             return hit
         pool = site.pool(request)
         chosen = optional_period(period)
-        stats = await store.statistics(pool, chosen)
-        months = await store.months_with_cases(pool)
+        stats = await site.memo(validators, ("statistics", chosen), lambda: store.statistics(pool, chosen))
+        months = await site.memo(validators, "months", lambda: store.months_with_cases(pool))
         return site.render(
             request,
             "statistics.html",
@@ -253,16 +250,6 @@ def router(site: Site) -> APIRouter:
         )
 
     return r
-
-
-def _choose_ranking(published: list[tuple[str, str]], period: str | None, tier: str | None) -> tuple[str | None, str]:
-    """The period and tier to show: as asked, else the latest published period, townships first."""
-    if period is None:
-        period = published[0][0] if published else None
-    if tier is None:
-        tiers = {t for p, t in published if p == period}
-        tier = "township" if "township" in tiers or not tiers else sorted(tiers)[0]
-    return period, tier
 
 
 def _statistics_charts(site: Site, stats: store.Statistics, lang: str) -> dict[str, Any]:

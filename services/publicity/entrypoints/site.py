@@ -12,12 +12,14 @@ site also keeps the last pages it rendered, by URL and validator, and serves the
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from fastapi import Request
@@ -26,15 +28,19 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common.reference import Reference, reference
 from services.publicity import i18n, views
+from services.publicity.adapters import store
 from services.publicity.adapters.store import Watermark, watermark
 from services.publicity.periods import CHINA
+from services.publicity.rankings import RankingsCache
 
 HERE = Path(__file__).resolve().parent.parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
+T = TypeVar("T")
 PAGE_AGE = 15  # seconds a page or answer may be reused without asking
 CASE_AGE = 60
 REFERENCE_AGE = 3600
+WATERMARK_TTL = 1.0  # seconds a read of the change counter is reused
 NAV = (
     ("/", "cases"),
     ("/rankings", "rankings"),
@@ -65,6 +71,7 @@ class Validators:
     etag: str
     last_modified: datetime | None
     max_age: int
+    changes: int | None = None  # the projection's change counter it was made from, if any
 
     def headers(self) -> dict[str, str]:
         out = {"Cache-Control": f"public, max-age={self.max_age}", "ETag": self.etag}
@@ -97,7 +104,10 @@ class Site:
     def __init__(self, page_cache: int = 512) -> None:
         self.pages: OrderedDict[tuple[str, str], bytes] = OrderedDict()  # (URL, ETag) -> rendered page
         self.page_cache = page_cache
+        self.reads: dict[Hashable, tuple[int, Any]] = {}  # key -> (change counter, answer)
+        self._mark: tuple[float, Watermark] | None = None  # (monotonic time read, watermark)
         self.ref: Reference = reference()
+        self.rankings = RankingsCache(store.ranking_publications, store.ranking_document)
         self.build = _build_id()
         self.css = f"/static/site.css?v={_static_version()}"
         self.env = Environment(
@@ -131,12 +141,32 @@ class Site:
         return pool
 
     async def watermark(self, request: Request) -> Watermark:
-        return await watermark(self.pool(request))
+        """The projection's change counter, read at most once a second (answers may be kept 15 s anyway)."""
+        now = time.monotonic()
+        if self._mark is None or now - self._mark[0] >= WATERMARK_TTL:
+            self._mark = (now, await watermark(self.pool(request)))
+        return self._mark[1]
+
+    async def memo(self, validators: Validators, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()``'s answer, kept until the projection changes: for reads many pages share (months, figures)."""
+        assert validators.changes is not None, "projection validators carry the change counter"
+        kept = self.reads.get(key)
+        if kept is not None and kept[0] == validators.changes:
+            return kept[1]  # type: ignore[no-any-return]
+        value = await read()
+        self.reads[key] = (validators.changes, value)
+        if len(self.reads) > 256:
+            self.reads.pop(next(iter(self.reads)))
+        return value
+
+    async def ranking_index(self, request: Request, validators: Validators) -> list[store.Publication]:
+        assert validators.changes is not None, "projection validators carry the change counter"
+        return await self.rankings.index(self.pool(request), validators.changes)
 
     async def projection_validators(self, request: Request, scope: str, max_age: int = PAGE_AGE) -> Validators:
         """Validators for an answer that may change with any change to the projection (scope: what else it shows)."""
         mark = await self.watermark(request)
-        return Validators(f'W/"{self.build}-{scope}-{mark.changes}"', mark.changed_at, max_age)
+        return Validators(f'W/"{self.build}-{scope}-{mark.changes}"', mark.changed_at, max_age, mark.changes)
 
     def case_validators(self, row: dict[str, Any], scope: str, today: date) -> Validators:
         """A case's answer changes with its version, and daily while a spell runs (its age in days is shown)."""

@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common import http
 from services.common.db import create_pool
@@ -42,6 +42,27 @@ class VersionedStatic(StaticFiles):
         if response.status_code == 200:
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
+
+
+class HeadAsGet:
+    """Answers HEAD as GET without the body (caches and link checkers ask HEAD). Plain ASGI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, without_body)
 
 
 def create_app(dsn: str, page_cache: int = 512) -> FastAPI:
@@ -73,6 +94,7 @@ def create_app(dsn: str, page_cache: int = 512) -> FastAPI:
     app.include_router(open_data.router(site))
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(http.SecurityHeaders, headers=SECURITY_HEADERS)
+    app.add_middleware(HeadAsGet)
 
     @app.get("/api/docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:
