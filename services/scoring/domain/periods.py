@@ -1,62 +1,29 @@
 """Periods (month, quarter, year) on the China calendar, and when a month's figures settle.
 
-A month's figures settle ``SETTLE_DAYS`` days after it ends, at 00:00 Asia/Shanghai (the 6th of the next
+A month's figures settle ``SETTLE_DAYS`` days after it ends, at 00:00 Asia/Shanghai (the 11th of the next
 month): events recorded after that moment no longer change them. Quarters and years are sums of their
 months, so they settle month by month. See docs/scoring.md.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from services.common.periods import Period as BasePeriod
+from services.common.periods import PeriodError, month_of
 from services.rectification.domain.calendar import SHANGHAI
+
+__all__ = ["SETTLE_DAYS", "SETTLE_RULE", "Period", "PeriodError", "cutoff", "epoch_of", "month_of", "previous_month"]
 
 SETTLE_DAYS = 10
 SETTLE_RULE = f"month+{SETTLE_DAYS}d@00:00+08:00"  # recorded with every ranking
-_PERIOD = re.compile(r"^(?P<year>\d{4})(?:-(?:(?P<month>0[1-9]|1[0-2])|Q(?P<quarter>[1-4])))?$")
 
 
-class PeriodError(ValueError):
-    """A period that cannot be read; the message shows the accepted forms."""
+class Period(BasePeriod):
+    """A period whose figures settle: ``cutoff`` is when the last of its months has settled."""
 
-
-@dataclass(frozen=True, slots=True, order=True)
-class Period:
-    """``2026-11`` (a month), ``2026-Q4`` (a quarter) or ``2026`` (a year)."""
-
-    year: int
-    first_month: int
-    months_count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Period:
-        found = _PERIOD.match(text.strip())
-        if not found:
-            raise PeriodError(f"{text!r} is not a period: use YYYY-MM (month), YYYY-Qn (quarter) or YYYY (year)")
-        year = int(found["year"])
-        if found["month"]:
-            return cls(year, int(found["month"]), 1)
-        if found["quarter"]:
-            return cls(year, 3 * int(found["quarter"]) - 2, 3)
-        return cls(year, 1, 12)
-
-    @property
-    def kind(self) -> str:
-        return {1: "month", 3: "quarter", 12: "year"}[self.months_count]
-
-    def __str__(self) -> str:
-        if self.months_count == 1:
-            return f"{self.year:04d}-{self.first_month:02d}"
-        if self.months_count == 3:
-            return f"{self.year:04d}-Q{(self.first_month + 2) // 3}"
-        return f"{self.year:04d}"
-
-    @property
-    def months(self) -> tuple[str, ...]:
-        return tuple(f"{self.year:04d}-{m:02d}" for m in range(self.first_month, self.first_month + self.months_count))
+    __slots__ = ()
 
     @property
     def last_month(self) -> str:
@@ -64,13 +31,7 @@ class Period:
 
     @property
     def cutoff(self) -> datetime:
-        """The moment the whole period has settled: the cutoff of its last month."""
         return cutoff(self.last_month)
-
-
-def month_of(at: datetime) -> str:
-    """``YYYY-MM`` of the China calendar day of ``at``, whatever the server's zone."""
-    return f"{at.astimezone(SHANGHAI):%Y-%m}"
 
 
 def _month_start(year: int, month: int) -> datetime:
