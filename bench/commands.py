@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -38,6 +40,7 @@ import queue
 import random
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -90,7 +93,7 @@ except ImportError:  # pragma: no cover - the bench extra is not part of the def
 
 COMMANDS_PER_CASE = 6
 FULL_CASES = 4000
-QUICK_CASES = 800
+QUICK_CASES = 600
 RECTIFY_WORKERS = (1, 2)
 LIBRARY_WORKERS = (1, 4)
 GOAL = 10.0
@@ -102,7 +105,7 @@ SEVERITIES = ((Severity.GENERAL, 60), (Severity.COMPLEX, 20), (Severity.UTILITIE
 OFFICE_OPENS, OFFICE_CLOSES = dtime(8, 30), dtime(17, 30)
 MINUTE = timedelta(minutes=1)
 
-console = Console(width=None if sys.stdout.isatty() else 132)
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 # ---------------------------------------------------------------------------- the workload
@@ -222,6 +225,8 @@ class Result:
     events: int
     commits: int
     seconds: float
+    client_cpu: float  # CPU seconds of the worker processes while timed
+    server_cpu: float  # CPU seconds of every PostgreSQL process while timed
     note: str = ""
 
     @property
@@ -232,21 +237,63 @@ class Result:
     def events_per_second(self) -> float:
         return self.events / self.seconds
 
+    @property
+    def client_us(self) -> float:
+        return self.client_cpu / self.commands * 1e6
+
+    @property
+    def server_us(self) -> float:
+        return self.server_cpu / self.commands * 1e6
+
 
 class BenchError(RuntimeError):
     """A run that did not apply every command exactly once: its figure would not be honest."""
 
 
-# what a worker process reports: (slot, commits, refusals, error)
-Report = tuple[int, int, int, str | None]
+# what a worker process reports: (slot, commits, refusals, CPU seconds while timed, error)
+Report = tuple[int, int, int, float, str | None]
 Done = SynchronizedArray  # type: ignore[type-arg]  # commands done so far, one slot per worker
 
 
-def run_workers(label: str, target: Callable[..., None], shares: list[list[Any]], *args: Any) -> tuple[float, int, int]:
+@dataclass(frozen=True, slots=True)
+class Run:
+    seconds: float
+    commits: int
+    refused: int
+    client_cpu: float
+    server_cpu: float
+
+
+class PostgresCpu:
+    """CPU seconds used so far by one PostgreSQL cluster: the postmaster, its live children and those it reaped."""
+
+    def __init__(self, postmaster: int) -> None:
+        self.postmaster = postmaster
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(self) -> float:
+        ticks = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # it ended meanwhile: its time is in the postmaster's reaped-children counters
+            pid, ppid = int(entry), int(fields[1])
+            if pid == self.postmaster:
+                ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+            elif ppid == self.postmaster:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / self.tick
+
+
+def run_workers(
+    label: str, target: Callable[..., None], shares: list[list[Any]], postgres: PostgresCpu, *args: Any
+) -> Run:
     """Start one spawned process per share, let them all start together, time until the last one reports.
 
     ``target(slot, share, done, barrier, reports, *args)`` prepares, waits on the barrier, works, reports.
-    Returns (seconds, commits, refusals).
     """
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(shares) + 1)
@@ -261,8 +308,20 @@ def run_workers(label: str, target: Callable[..., None], shares: list[list[Any]]
     got: list[Report] = []
     total = sum(len(s) for s in shares)
     try:
-        barrier.wait(timeout=120)
+        deadline = time.monotonic() + 180
+        while barrier.n_waiting < len(procs) and not barrier.broken:  # every worker ready, or one failed
+            if time.monotonic() > deadline or not all(p.is_alive() for p in procs):
+                barrier.abort()
+                break
+            time.sleep(0.02)
+        try:
+            barrier.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            with contextlib.suppress(queue.Empty):
+                got.append(reports.get(timeout=1))
+            raise BenchError(f"{label}: a worker failed before the start: {[r[-1] for r in got]}") from None
         started = time.perf_counter()
+        server_started = postgres.seconds()
         with _progress() as progress:
             task = progress.add_task(label, total=total)
             while len(got) < len(procs):
@@ -273,6 +332,7 @@ def run_workers(label: str, target: Callable[..., None], shares: list[list[Any]]
                         break
                 progress.update(task, completed=sum(done))
             seconds = time.perf_counter() - started
+            server_cpu = postgres.seconds() - server_started
     finally:
         for p in procs:
             p.join(timeout=30)
@@ -281,7 +341,7 @@ def run_workers(label: str, target: Callable[..., None], shares: list[list[Any]]
     errors = [error for *_, error in got if error]
     if errors or len(got) < len(procs):
         raise BenchError(f"{label}: a worker failed: {errors or 'it died without reporting'}")
-    return seconds, sum(r[1] for r in got), sum(r[2] for r in got)
+    return Run(seconds, sum(r[1] for r in got), sum(r[2] for r in got), sum(r[3] for r in got), server_cpu)
 
 
 def _progress() -> Progress:
@@ -310,7 +370,7 @@ def _rectify_worker(
 ) -> None:
     """One rectification worker: its own pool, cache and inbox, fed polls of ``batch`` records."""
 
-    async def work() -> int:
+    async def work() -> None:
         pool = await create_pool(dsn, schema)
         try:
             inbox: Inbox[CommandEnvelope] = Inbox(
@@ -322,21 +382,25 @@ def _rectify_worker(
             )
             polls = [records[i : i + batch] for i in range(0, len(records), batch)]
             await asyncio.to_thread(barrier.wait)
+            cpu = time.process_time()
             for n, poll in enumerate(polls):
                 await inbox.process(poll)
                 done[slot] = min((n + 1) * batch, len(records))
-            return len(polls)
+            reports.put((slot, len(polls), 0, time.process_time() - cpu, None))
         finally:
             await pool.close()
 
     try:
-        reports.put((slot, asyncio.run(work()), 0, None))
+        asyncio.run(work())
     except Exception as exc:
-        reports.put((slot, 0, 0, f"{type(exc).__name__}: {exc}"))
+        barrier.abort()  # the others, and the timer, need not wait for this one
+        reports.put((slot, 0, 0, 0.0, f"{type(exc).__name__}: {exc}"))
         raise
 
 
-def run_rectify(dsn: str, commands: list[CommandEnvelope], batch: int, workers: int) -> tuple[Result, dict[str, int]]:
+def run_rectify(
+    dsn: str, commands: list[CommandEnvelope], batch: int, workers: int, postgres: PostgresCpu
+) -> tuple[Result, dict[str, int]]:
     schema = SCHEMA if workers == 1 else f"{SCHEMA}_{workers}w"  # a fresh schema per run, same migrations
     asyncio.run(migrate(dsn, schema, MIGRATIONS))
     # what the broker hands the worker: encoded envelopes keyed by case id, in each partition's order
@@ -346,11 +410,22 @@ def run_rectify(dsn: str, commands: list[CommandEnvelope], batch: int, workers: 
         for slot, share in enumerate(shares)
     ]
     label = f"rectify, {workers} worker{'s' if workers > 1 else ''}"
-    seconds, commits, _ = run_workers(label, _rectify_worker, record_shares, dsn, schema, batch)
+    run = run_workers(label, _rectify_worker, record_shares, postgres, dsn, schema, batch)
     checks = asyncio.run(_check_rectify(dsn, schema, commands))
     per_poll = sum(cases_per_poll(s, batch) for s in shares) / len(shares)
-    note = f"{batch} per poll, {per_poll:.0f} cases per poll"
-    return Result("rectify", workers, len(commands), checks["events"], commits, seconds, note), checks
+    note = f"{batch} commands, {per_poll:.0f} cases per poll"
+    result = Result(
+        "rectify",
+        workers,
+        len(commands),
+        checks["events"],
+        run.commits,
+        run.seconds,
+        run.client_cpu,
+        run.server_cpu,
+        note,
+    )
+    return result, checks
 
 
 async def _check_rectify(dsn: str, schema: str, commands: list[CommandEnvelope]) -> dict[str, int]:
@@ -628,9 +703,11 @@ def _library_worker(
     env: dict[str, str],
 ) -> None:
     """One library worker process: its own application (and connection pool), its share of the cases."""
-    app = CaseApp(env, calendar=load_calendar(), policy=load_time_limits(), units=load_rules().units)
+    app: CaseApp | None = None
     try:
+        app = CaseApp(env, calendar=load_calendar(), policy=load_time_limits(), units=load_rules().units)
         barrier.wait()
+        cpu = time.process_time()
         refused = 0
         for n, (method, case_id, kwargs) in enumerate(commands, start=1):
             if not app.run(method, case_id, kwargs):
@@ -638,15 +715,19 @@ def _library_worker(
             if n % 50 == 0:
                 done[slot] = n
         done[slot] = len(commands)
-        reports.put((slot, len(commands), refused, None))
+        reports.put((slot, len(commands), refused, time.process_time() - cpu, None))
     except Exception as exc:
-        reports.put((slot, 0, 0, f"{type(exc).__name__}: {exc}"))
+        barrier.abort()  # the others, and the timer, need not wait for this one
+        reports.put((slot, 0, 0, 0.0, f"{type(exc).__name__}: {exc}"))
         raise
     finally:
-        app.close()
+        if app is not None:
+            app.close()
 
 
-def run_library(db: LibraryDb, commands: list[EsCommand], workers: int, cases: int) -> tuple[Result, dict[str, int]]:
+def run_library(
+    db: LibraryDb, commands: list[EsCommand], workers: int, cases: int, postgres: PostgresCpu
+) -> tuple[Result, dict[str, int]]:
     schema = f"es_{workers}w"  # a fresh schema per run, so each starts from empty tables
     with db.connect() as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -654,12 +735,16 @@ def run_library(db: LibraryDb, commands: list[EsCommand], workers: int, cases: i
     CaseApp(db.env(schema, create_table=True)).close()  # creates the tables once, before the workers start
     shares = split_by_case(commands, lambda c: c[1], workers)
     label = f"eventsourcing, {workers} worker{'s' if workers > 1 else ''}"
-    seconds, commits, refused = run_workers(label, _library_worker, shares, db.env(schema, create_table=False))
+    run = run_workers(label, _library_worker, shares, postgres, db.env(schema, create_table=False))
     checks = _check_library(db, schema)
-    checks["refused"] = refused
-    if refused or checks["events"] != len(commands) or checks["complete_cases"] != cases:
+    checks["refused"] = run.refused
+    if run.refused or checks["events"] != len(commands) or checks["complete_cases"] != cases:
         raise BenchError(f"the library did not apply every command: {checks}, expected {len(commands)} events")
-    result = Result(f"eventsourcing {_library_version()}", workers, len(commands), checks["events"], commits, seconds)
+    name = f"eventsourcing {_library_version()}"
+    note = "1 command per commit"
+    result = Result(
+        name, workers, len(commands), checks["events"], run.commits, run.seconds, run.client_cpu, run.server_cpu, note
+    )
     return result, checks
 
 
@@ -742,6 +827,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = stack.start(base, durable=True)
         admin = env["DATABASE_URL"]
+        postgres = PostgresCpu(int(json.loads((base / "pids.json").read_text())["postgres"]["pid"]))
         shown = asyncio.run(
             _admin(
                 admin,
@@ -764,7 +850,7 @@ def main(argv: list[str] | None = None) -> int:
             f"full_page_writes={full_page_writes}, wal_sync_method={sync_method}"
         )
         for workers in RECTIFY_WORKERS:
-            result, checks = run_rectify(_dsn_for(admin, "rectify_bench"), commands, args.batch, workers)
+            result, checks = run_rectify(_dsn_for(admin, "rectify_bench"), commands, args.batch, workers, postgres)
             results.append(result)
             console.print(
                 f"rectify, {workers} worker(s), checked: {checks['events']} events, {checks['applied']} applied, "
@@ -774,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
         port = admin.rsplit(":", 1)[1].split("/", 1)[0]
         db = LibraryDb(host="127.0.0.1", port=port, dbname="eventsourcing_bench")
         for workers in LIBRARY_WORKERS:
-            result, checks = run_library(db, library_commands, workers, cases)
+            result, checks = run_library(db, library_commands, workers, cases, postgres)
             results.append(result)
             console.print(
                 f"eventsourcing, {workers} worker(s), checked: {checks['events']} events, "
@@ -799,7 +885,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(results: list[Result], rectify: Result) -> None:
     table = Table(title="Case commands on one durable PostgreSQL (fsync, synchronous_commit, full_page_writes on)")
-    columns = ("system", "workers", "commands", "events", "commits", "seconds", "commands/s", "events/s", "ratio")
+    columns = (
+        "system",
+        "workers",
+        "commands",
+        "commits",
+        "seconds",
+        "commands/s",
+        "events/s",
+        "client CPU µs/cmd",
+        "PostgreSQL CPU µs/cmd",
+        "ratio",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "system" else "right")
     table.add_column("notes")
@@ -808,16 +905,20 @@ def print_table(results: list[Result], rectify: Result) -> None:
             r.system,
             str(r.workers),
             str(r.commands),
-            str(r.events),
             str(r.commits),
             f"{r.seconds:.2f}",
             f"{r.per_second:,.0f}",
             f"{r.events_per_second:,.0f}",
+            f"{r.client_us:,.0f}",
+            f"{r.server_us:,.0f}",
             "" if r.system == "rectify" else f"{rectify.per_second / r.per_second:.1f}x",
-            r.note or "one commit per command",
+            r.note,
         )
     console.print(table)
-    console.print("ratio: rectify with one worker (the figure compared) over that row's commands/s")
+    console.print(
+        "ratio: rectify with one worker (the figure compared) over that row's commands/s. CPU: of the worker "
+        "processes and of all PostgreSQL processes while timed, per command."
+    )
 
 
 if __name__ == "__main__":
