@@ -7,7 +7,6 @@ promtool also checks a real /metrics page, and every process answers /healthz an
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import shutil
 import signal
@@ -21,12 +20,11 @@ import httpx
 import pytest
 import yaml
 
-from services.cli.local import REPO, LocalSystem, free_port, prepare_all
-from services.cli.processes import PROCESSES
+from services.cli.local import REPO, LocalSystem, free_port
 from services.cli.seed import demo_complaints
 from services.common.contracts import Role
 from services.intake.admin import add_agency
-from tests.conftest import fresh_database
+from tests.e2e.conftest import running_system
 
 pytestmark = [
     pytest.mark.e2e,
@@ -37,23 +35,8 @@ FILED = 5
 
 @pytest.fixture(scope="module")
 def system(servers: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
-    dsn = asyncio.run(fresh_database(servers["DATABASE_URL"]))
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": servers["KAFKA_BOOTSTRAP_SERVERS"],
-        "DATABASE_URL": dsn,
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "INTAKE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-    }
-    asyncio.run(prepare_all(env))
-    local = LocalSystem(env, tmp_path_factory.mktemp("prom-logs"))
-    try:
-        for name in PROCESSES:
-            local.start(name)
-        local.wait_http("intake-api")
-        local.wait_http("publicity-web")
+    with running_system(servers, tmp_path_factory.mktemp("prom-logs")) as local:
         yield local
-    finally:
-        local.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ the axe reports are kept in $RECTIFY_TEST_ARTIFACTS/public-pages.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import secrets
@@ -26,13 +25,12 @@ import httpx
 import pytest
 
 from bench.publicity import Month, simulate_month
-from services.cli.local import LocalSystem, prepare_all
-from services.cli.processes import PROCESSES
+from services.cli.local import LocalSystem
 from services.common.contracts import Role, encode_event
 from services.common.kafka import make_producer
 from services.common.topics import PUBLIC_CASES, RANKINGS
 from services.intake.admin import add_agency
-from tests.conftest import fresh_database
+from tests.e2e.conftest import running_system
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -84,25 +82,8 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def system(servers: dict[str, str], artifacts: Path) -> Iterator[LocalSystem]:
-    dsn = asyncio.run(fresh_database(servers["DATABASE_URL"]))
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": servers["KAFKA_BOOTSTRAP_SERVERS"],
-        "DATABASE_URL": dsn,
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "LOG_LEVEL": "INFO",
-        "INTAKE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "DEADLINE_SCAN_INTERVAL_S": "1",
-    }
-    asyncio.run(prepare_all(env))
-    local = LocalSystem(env, artifacts / "logs")
-    try:
-        for name in PROCESSES:
-            local.start(name)
-        local.wait_http("intake-api")
-        local.wait_http("publicity-web")
+    with running_system(servers, artifacts / "logs") as local:
         yield local
-    finally:
-        local.stop_all()
 
 
 async def publish(bootstrap: str, month: Month) -> None:

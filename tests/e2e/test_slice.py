@@ -5,7 +5,6 @@ not in the public JSON API, the public HTML, the publicity database, its topic o
 """
 
 import asyncio
-import base64
 import os
 import secrets
 import time
@@ -16,12 +15,11 @@ import asyncpg
 import httpx
 import pytest
 
-from services.cli.local import LocalSystem, prepare_all
-from services.cli.processes import PROCESSES
+from services.cli.local import LocalSystem
 from services.common.contracts import Role
 from services.common.topics import PUBLIC_CASES
 from services.intake.admin import add_agency
-from tests.conftest import fresh_database
+from tests.e2e.conftest import running_system
 from tests.integration.test_outbox_relay import consume_all
 
 pytestmark = pytest.mark.e2e
@@ -29,26 +27,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def system(servers: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
-    dsn = asyncio.run(fresh_database(servers["DATABASE_URL"]))
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": servers["KAFKA_BOOTSTRAP_SERVERS"],
-        "DATABASE_URL": dsn,
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "LOG_LEVEL": "INFO",
-        "INTAKE_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "DEADLINE_SCAN_INTERVAL_S": "1",
-    }
-    asyncio.run(prepare_all(env))
     logs = Path(os.environ.get("RECTIFY_TEST_ARTIFACTS", tmp_path_factory.mktemp("logs"))) / "e2e-logs"
-    local = LocalSystem(env, logs)
-    try:
-        for name in PROCESSES:
-            local.start(name)
-        local.wait_http("intake-api")
-        local.wait_http("publicity-web")
+    with running_system(servers, logs) as local:
         yield local
-    finally:
-        local.stop_all()
 
 
 @pytest.fixture(scope="module")
