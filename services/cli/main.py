@@ -4,7 +4,7 @@ rectify up                 the whole system on this machine, with demo data; Ctr
 rectify serve PROCESS      run one process (what docker-compose.yml and `up` start)
 rectify schemas [--check]  regenerate docs/events/*.json and docs/asyncapi.yaml
 rectify agency add ...     provision an agency and print its new API key
-rectify seed               file demo complaints through a running intake API
+rectify seed               replay a simulated month of cases through the running system
 rectify import FILE        file a hotline export (CSV or JSONL) through the intake API
 rectify down               stop what a `rectify up` in another terminal started
 rectify outbox             outbox backlog per service and topic
@@ -101,25 +101,55 @@ def agency_add(
 
 @app.command()
 def seed(
-    intake: Annotated[str, typer.Option(help="intake API base URL")] = "http://127.0.0.1:8000",
-    key: Annotated[str, typer.Option(envvar="RECTIFY_API_KEY", help="a filing channel's API key")] = "",
-    count: Annotated[int, typer.Option(min=1, max=100_000)] = 20,
+    seed_: Annotated[int, typer.Option("--seed", help="the simulation's seed: case ids SIM-<seed>-NNNN")] = 2026,
+    cases: Annotated[int, typer.Option(min=2, max=20_000, help="complaints filed over the month")] = 300,
+    days: Annotated[int, typer.Option(min=1, max=366, help="the month: this many days up to today")] = 30,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the workers")] = 600.0,
+    complaints: Annotated[
+        int, typer.Option(min=0, max=100_000, help="instead: file N demo complaints through intake's HTTP API")
+    ] = 0,
+    intake: Annotated[str, typer.Option(help="intake API base URL (with --complaints)")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(envvar="RECTIFY_API_KEY", help="a filing channel's API key (--complaints)")] = "",
 ) -> None:
-    """File demo complaints through a running intake API."""
-    from services.cli.seed import file_demo_complaints
+    """Replay a simulated month of cases through the running system (DATABASE_URL), idempotently.
 
-    if not key:
-        console.print("[red]--key (or RECTIFY_API_KEY) is required[/red]")
-        raise typer.Exit(2)
-    answers = file_demo_complaints(intake, key, count)
-    console.print(f"filed {len(answers)} complaints, e.g. case {answers[0]['case_id']}")
+    The month (services/rectification/simulation.py) walks every path: on time, late, overdue, rejected and
+    redone, reopened, relapsed, exposed, transferred, extended, dismissed, merged, stalled; the units are those of
+    DOMAIN.md. Each command keeps the simulation's actor and time and goes into intake's outbox (recorded in
+    intake.seeded_commands), then through the commands topic to rectification, scoring and publicity; the seed
+    waits until each has taken it on. Commands dated after now are the future and are not sent.
+    With --complaints N, files N demo complaints through intake's HTTP API instead.
+    """
+    from services.cli import seed as seeding
+    from services.common.settings import get_settings
+
+    if complaints:
+        if not key:
+            console.print("[red]--key (or RECTIFY_API_KEY) is required with --complaints[/red]")
+            raise typer.Exit(2)
+        answers = seeding.file_demo_complaints(intake, key, complaints)
+        console.print(f"filed {len(answers)} complaints, e.g. case {answers[0]['case_id']}")
+        return
+    from datetime import UTC, datetime
+
+    dsn = get_settings().database_url
+    plan = asyncio.run(seeding.plan_seeded_month(dsn, seed_, cases, days, datetime.now(UTC)))
+    if (plan.cases, plan.days) != (cases, days):
+        console.print(f"seed {seed_} was seeded before as {plan.cases} cases from {plan.start}: replaying that month")
+    try:
+        report = seeding.seed_month_with_progress(dsn, plan, timeout)
+    except seeding.SeedTimeout as exc:
+        console.print(f"[red]not finished:[/red] {exc} (seeding again resumes where this stopped)")
+        raise typer.Exit(1) from None
+    for line in seeding.describe(report):
+        console.print(line)
 
 
 @app.command()
 def up(
     intake_port: Annotated[int, typer.Option(help="intake API port (a free one if taken)")] = 8000,
     public_port: Annotated[int, typer.Option(help="public page port (a free one if taken)")] = 8080,
-    demo: Annotated[int, typer.Option(help="demo complaints to file")] = 12,
+    demo: Annotated[int, typer.Option(help="cases of the simulated month seeded as demo data (0: none)")] = 300,
     state_dir: Annotated[Path, typer.Option(help="where the local servers keep data and logs")] = REPO / ".rectify",
 ) -> None:
     """Start the broker, PostgreSQL, every service and the public page on this machine, with demo data.
@@ -127,8 +157,10 @@ def up(
     Uses KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL when both are set, instead of starting servers.
     Ctrl-C stops everything this command started, by PID.
     """
+    from datetime import UTC, datetime
+
+    from services.cli import seed as seeding
     from services.cli.local import run_prepare, stack_module
-    from services.cli.seed import file_demo_complaints
     from services.intake.admin import provision_demo
 
     stack = None
@@ -173,11 +205,15 @@ def up(
             system.wait_http("publicity-web")
             keys = asyncio.run(provision_demo(env["DATABASE_URL"]))
             (state_dir / "demo-keys.json").write_text(json.dumps(keys, indent=2))
+        seeded = None
         if demo:
-            with console.status(f"filing {demo} demo complaints through the intake API ..."):
-                answers = file_demo_complaints(system.url("intake-api"), keys["hotline-12345"], demo)
-                _wait_public(system, {a["case_id"] for a in answers})
+            console.print(f"seeding a simulated month ({demo} cases) through the running system ...")
+            plan = asyncio.run(seeding.plan_seeded_month(env["DATABASE_URL"], 2026, demo, 30, datetime.now(UTC)))
+            seeded = seeding.seed_month_with_progress(env["DATABASE_URL"], plan)
         _print_where(system, env, keys, state_dir)
+        if seeded is not None:
+            for line in seeding.describe(seeded):
+                console.print(line)
         while True:
             for name, r in list(system.running.items()):
                 if r.popen.poll() is not None:
@@ -203,19 +239,6 @@ def _local_master_key(state_dir: Path) -> str:
         path.write_text(base64.b64encode(os.urandom(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
-
-
-def _wait_public(system: LocalSystem, case_ids: set[str], timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        system.assert_alive()
-        r = httpx.get(f"{system.url('publicity-web')}/api/v1/cases", params={"size": 200}, timeout=5)
-        if case_ids <= {c["case_id"] for c in r.json()["cases"]}:
-            return
-        time.sleep(0.2)
-    console.print("[yellow]demo cases not yet on the public page; the workers may still be joining[/yellow]")
 
 
 def _print_where(system: LocalSystem, env: dict[str, str], keys: dict[str, str], state_dir: Path) -> None:

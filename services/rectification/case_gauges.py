@@ -1,8 +1,12 @@
 """Open and overdue cases per tier, for the operators' dashboard: refreshed from rectification's own tables.
 
-A case is open while someone holds it (an open spell in ``case_holds``); it is overdue when one of its running
-deadlines (``open_deadlines``) is already past. The responsible unit is the last one named by the case's events
-(a transfer's ``to_unit_id``, else ``responsible_unit_id``, else the filing's ``unit_id``); its tier comes from
+A case is open while someone holds it (an open spell in ``case_holds``). It is overdue while one of its running
+deadlines is past, whether or not the deadline watcher has recorded the breach yet: the acknowledgment deadline
+runs while the unit has not acknowledged (step ``acknowledgment``), the rectification deadline while the unit has
+not submitted its rectification (steps ``acknowledgment``, ``planning``, ``rectification``). A deadline's current
+value is the last one the case's events set (``ack_due``, ``rectify_due``: assignment, transfer, extension,
+rejection, reopening). The responsible unit is the last one named by the case's events (a transfer's
+``to_unit_id``, else ``responsible_unit_id``, else the filing's ``unit_id``); its tier comes from
 ``services.common.reference``. Labels are tiers only, never units or cases.
 """
 
@@ -20,19 +24,34 @@ from services.common.metrics import CASES_OPEN, CASES_OVERDUE
 log = logging.getLogger(__name__)
 
 QUERY = """
-WITH open AS (SELECT DISTINCT case_id FROM case_holds WHERE ended_at IS NULL),
-units AS (
-    SELECT DISTINCT ON (e.stream_id) e.stream_id AS case_id,
-        coalesce(e.envelope->'payload'->>'to_unit_id', e.envelope->'payload'->>'responsible_unit_id',
-                 e.envelope->'payload'->>'unit_id') AS unit_id
-    FROM events e JOIN open o ON o.case_id = e.stream_id
-    WHERE e.envelope->'payload' ?| array['to_unit_id', 'responsible_unit_id', 'unit_id']
-    ORDER BY e.stream_id, e.stream_version DESC
+WITH open AS (
+    SELECT DISTINCT ON (case_id) case_id, step FROM case_holds WHERE ended_at IS NULL ORDER BY case_id, seq DESC
+),
+cases AS (
+    SELECT o.case_id, o.step, u.unit_id, a.due AS ack_due, r.due AS rectify_due
+    FROM open o
+    CROSS JOIN LATERAL (
+        SELECT coalesce(e.envelope->'payload'->>'to_unit_id', e.envelope->'payload'->>'responsible_unit_id',
+                        e.envelope->'payload'->>'unit_id') AS unit_id
+        FROM events e WHERE e.stream_id = o.case_id
+          AND e.envelope->'payload' ?| array['to_unit_id', 'responsible_unit_id', 'unit_id']
+        ORDER BY e.stream_version DESC LIMIT 1
+    ) u
+    LEFT JOIN LATERAL (
+        SELECT (e.envelope->'payload'->>'ack_due')::timestamptz AS due
+        FROM events e WHERE e.stream_id = o.case_id AND e.envelope->'payload' ? 'ack_due'
+        ORDER BY e.stream_version DESC LIMIT 1
+    ) a ON true
+    LEFT JOIN LATERAL (
+        SELECT (e.envelope->'payload'->>'rectify_due')::timestamptz AS due
+        FROM events e WHERE e.stream_id = o.case_id AND e.envelope->'payload' ? 'rectify_due'
+        ORDER BY e.stream_version DESC LIMIT 1
+    ) r ON true
 )
-SELECT u.unit_id, count(*) AS open,
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM open_deadlines d WHERE d.case_id = u.case_id AND d.due_at < $1))
-           AS overdue
-FROM units u GROUP BY u.unit_id
+SELECT unit_id, count(*) AS open,
+       count(*) FILTER (WHERE (step = 'acknowledgment' AND ack_due < $1)
+                           OR (step IN ('acknowledgment', 'planning', 'rectification') AND rectify_due < $1)) AS overdue
+FROM cases GROUP BY unit_id
 """
 
 

@@ -36,6 +36,7 @@ from services.rectification.service import Rules, apply_commands, load_states
 log = logging.getLogger(__name__)
 WATCHER = Actor(agency_id="deadline-watcher", role=Role.SYSTEM)
 _NS = uuid.UUID("9d5c07f4-53a4-4bd7-a4e5-0b1dd2d0a7f1")
+WATCHER_LOCK = "rectification-deadline-watcher"  # one watcher at a time; `rectify seed` holds it while it replays
 
 
 def breach_commands(case_id: str, which: DeadlineKind, due: datetime, now: datetime) -> list[CommandEnvelope]:
@@ -65,7 +66,7 @@ def breach_commands(case_id: str, which: DeadlineKind, due: datetime, now: datet
 async def watch_once(pool: asyncpg.Pool, rules: Rules, now: datetime, limit: int = 500) -> int:
     """Record the breaches due at ``now``; returns how many deadlines were recorded as breached."""
     async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('rectification-deadline-watcher'))"):
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", WATCHER_LOCK):
             return 0
         rows = await due_deadlines(conn, now, limit)
         commands = [
