@@ -210,10 +210,10 @@ def up(
             console.print(f"seeding a simulated month ({demo} cases) through the running system ...")
             plan = asyncio.run(seeding.plan_seeded_month(env["DATABASE_URL"], 2026, demo, 30, datetime.now(UTC)))
             seeded = seeding.seed_month_with_progress(env["DATABASE_URL"], plan)
-        _print_where(system, env, keys, state_dir)
         if seeded is not None:
             for line in seeding.describe(seeded):
                 console.print(line)
+        _print_where(system, env, keys, state_dir)
         while True:
             for name, r in list(system.running.items()):
                 if r.popen.poll() is not None:
