@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from services.common.contracts import Actor, EventEnvelope, RankingPublished, Role, wrap_event
+from services.common.contracts import Actor, EventEnvelope, RankingPublishedV2, Role, wrap_event
 from services.common.reference import Reference
 from services.rectification.domain.calendar import WorkCalendar
 from services.scoring.domain.events import ScoredEvent
+from services.scoring.domain.evidence import evidence_of
 from services.scoring.domain.formula import Formula, load_formula
 from services.scoring.domain.periods import SETTLE_RULE, Period
 from services.scoring.domain.projection import Tables
@@ -98,8 +99,12 @@ def ranking_id(ranking: Ranking) -> uuid.UUID:
 
 
 def ranking_event(ranking: Ranking, stream_version: int, now: datetime) -> EventEnvelope:
-    """``RankingPublished`` for ``ranking``: one stream per period and tier, a version per publication."""
-    payload = RankingPublished(**ranking.document, result_hash=ranking.result_hash)
+    """``RankingPublished`` for ``ranking``: one stream per period and tier, a version per publication.
+
+    It carries its evidence (inputs, formula, calendar), so anyone can recompute it from the public ledger.
+    """
+    evidence = None if ranking.basis is None else evidence_of(*ranking.basis)
+    payload = RankingPublishedV2(**ranking.document, result_hash=ranking.result_hash, evidence=evidence)
     event_id = ranking_id(ranking)
     return wrap_event(
         payload,

@@ -215,9 +215,10 @@ def test_the_published_payload_carries_its_own_result_hash() -> None:
     payload = envelope.payload
     assert isinstance(payload, RankingPublished)
     as_sent = payload.model_dump(mode="json")
+    evidence = as_sent.pop("evidence")  # v2: the evidence rides along, outside the result hash
     assert as_sent.pop("result_hash") == ranking.result_hash == digest(as_sent)
-    assert as_sent["input_hash"] == ranking.input_hash
-    assert b"cp-RC" not in canonical(as_sent)  # no complainant reference, no personal data
+    assert as_sent["input_hash"] == ranking.input_hash == digest(evidence["inputs"])
+    assert b"cp-RC" not in canonical(as_sent) + canonical(evidence)  # no complainant reference, no personal data
 
 
 def test_the_ranking_does_not_depend_on_the_order_of_the_units() -> None:

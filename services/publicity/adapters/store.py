@@ -191,7 +191,7 @@ async def apply_rankings(conn: asyncpg.Connection, envelopes: list[EventEnvelope
             env.stream_version,
             env.recorded_at,
             p.result_hash,
-            orjson.dumps(p.model_dump(mode="json")).decode(),
+            orjson.dumps(p.model_dump(mode="json", exclude={"evidence"})).decode(),  # the evidence: in the ledger
         )
         for env in envelopes
         if isinstance(p := env.payload, RankingPublished)

@@ -10,7 +10,7 @@ one ranked just above it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -253,6 +253,7 @@ class Ranking:
     document: dict[str, Any]  # exactly what is published, without the result hash
     input_hash: str
     result_hash: str
+    basis: tuple[RankingInput, Formula, WorkCalendar] | None = field(default=None, compare=False, repr=False)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -325,7 +326,7 @@ def rank(inputs: RankingInput, formula: Formula, calendar: WorkCalendar) -> Rank
         "top_ten": [row["unit_id"] for row in rows if row["top_ten"]],
         "bottom_flags": [{"unit_id": row["unit_id"], "reasons": row["flags"]} for row in rows if row["flags"]],
     }
-    return Ranking(document=document, input_hash=input_hash, result_hash=digest(document))
+    return Ranking(document, input_hash, digest(document), (inputs, formula, calendar))
 
 
 def rank_changes(before: Ranking, after: Ranking) -> list[tuple[str, int | None, int | None]]:
