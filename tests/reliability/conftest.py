@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,18 +121,29 @@ class Agencies:
             outcome = self.outcome(who, sid)
             assert outcome["status"] == "applied", (path, outcome)
 
-    def publish(self, case_ids: list[str], summaries: Callable[[str], tuple[str, str]]) -> None:
-        """Drive filed cases to publication: assign, acknowledge, plan, rectify, accept, publish."""
-        self.step("office", case_ids, "assign", lambda _: {"responsible_unit_id": "meiwan", "first_officer": "李主任"})
+    def publish(self, case_ids: list[str], text: Callable[[str, str], str]) -> None:
+        """Drive filed cases to publication: assign, acknowledge, plan, rectify, accept, publish.
+        ``text(case_id, field)`` gives each free-text field of each command."""
+        self.step(
+            "office",
+            case_ids,
+            "assign",
+            lambda c: {"responsible_unit_id": "meiwan", "first_officer": text(c, "first_officer")},
+        )
         self.step("meiwan", case_ids, "acknowledge", lambda _: {})
-        self.step("meiwan", case_ids, "submit-plan", lambda _: {"plan_summary": "整改方案"})
-        self.step("meiwan", case_ids, "submit-rectification", lambda _: {"report": "已整改", "evidence_refs": ["ev-1"]})
-        self.step("office", case_ids, "accept", lambda _: {})
+        self.step("meiwan", case_ids, "submit-plan", lambda c: {"plan_summary": text(c, "plan_summary")})
+        self.step(
+            "meiwan",
+            case_ids,
+            "submit-rectification",
+            lambda c: {"report": text(c, "report"), "evidence_refs": ["ev-1"]},
+        )
+        self.step("office", case_ids, "accept", lambda c: {"note": text(c, "note")})
         self.step(
             "office",
             case_ids,
             "publish",
-            lambda c: {"problem_summary": summaries(c)[0], "result_summary": summaries(c)[1]},
+            lambda c: {"problem_summary": text(c, "problem_summary"), "result_summary": text(c, "result_summary")},
         )
 
     def wait_public(self, case_id: str, status: str) -> dict[str, Any]:
@@ -155,3 +168,77 @@ COMPLAINT: dict[str, Any] = {
     "severity": "general",
     "complainant": {"name": "王小明", "phone": "13912345678"},
 }
+
+
+# What a supervisor may publish, and so what the public pages must show escaped (or, in CSV, defused).
+PUBLIC_INJECTIONS: dict[str, str] = {
+    "sql_drop": "'; DROP TABLE publicity.cases; --",
+    "sql_tautology": "1' OR '1'='1' --",
+    "sql_stacked": '公示"); DELETE FROM submissions; /*',
+    "script": "<script>alert('xss')</script>",
+    "img_onerror": '"><img src=x onerror=alert(1)>',
+    "attribute_break": "' onmouseover='alert(1)' x='",
+    "javascript_url": "javascript:alert(document.cookie)",
+    "template": "{{ 7*7 }} {% if 1 %}x{% endif %} ${7*7}",
+    "xml_cdata": "]]><![CDATA[<x>&amp;</x>",
+    "rtl_override": "整改\u202egnp.exe\u202c完成",
+    "zero_width": "已\u200b整\u200c改\u200d完\u2060成",
+    "homoglyph": "\u0440\u0430\u0443\u0440\u0430l.com 梅湾街道",
+    "combining": "Z\u0351\u0334a\u0336l\u0337g\u0338o\u0335 整改",
+    "csv_formula_equals": '=HYPERLINK("http://evil.example","点击")',
+    "csv_formula_plus": "+cmd|' /C calc'!A0",
+    "csv_formula_at": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "csv_formula_minus": "-2+3+cmd|' /C calc'!A0",
+    "long_line": "长" * 3990,
+}
+
+
+@dataclass(frozen=True)
+class Published:
+    """Cases driven through publication: one per injection string (its public summaries), each with unique
+    canary markers in every complainant field and every private free-text field."""
+
+    cases: dict[str, str]  # injection name -> case id
+    markers: dict[str, dict[str, str]]  # case id -> field -> marker
+    refs: dict[str, str]  # case id -> complainant ref
+
+
+PRIVATE_FIELDS = ("description", "cadre", "location", "first_officer", "plan_summary", "report", "note")
+
+
+@pytest.fixture(scope="session")
+def published(agencies: Agencies) -> Published:
+    cases: dict[str, str] = {}
+    markers: dict[str, dict[str, str]] = {}
+    refs: dict[str, str] = {}
+    filed = []
+    for name in PUBLIC_INJECTIONS:
+        m = {
+            "name": f"CANARYNAME{secrets.token_hex(5)}",
+            "phone": f"139{secrets.randbelow(10**8):08d}",
+            "email": f"canary{secrets.token_hex(5)}@example.org",
+        } | {f: f"CANARY{f.upper().replace('_', '')}{secrets.token_hex(5)}" for f in PRIVATE_FIELDS}
+        body = COMPLAINT | {
+            "description": f"私密描述 {m['description']}",
+            "cadre": f"科长 {m['cadre']}",
+            "location": f"地点 {m['location']}",
+            "complainant": {"name": m["name"], "phone": m["phone"], "email": m["email"]},
+        }
+        answer = agencies.file("hotline", body)
+        cases[name] = answer["case_id"]
+        markers[answer["case_id"]] = m
+        refs[answer["case_id"]] = answer["complainant_ref"]
+        filed.append(answer["submission_id"])
+    for sid in filed:
+        assert agencies.outcome("hotline", sid)["status"] == "applied"
+    injected = {case_id: PUBLIC_INJECTIONS[name] for name, case_id in cases.items()}
+
+    def text(case_id: str, field: str) -> str:
+        if field in ("problem_summary", "result_summary"):
+            return injected[case_id]
+        return f"{field} {markers[case_id][field]}"
+
+    agencies.publish(list(cases.values()), text)
+    for case_id in cases.values():
+        agencies.wait_public(case_id, "published")
+    return Published(cases, markers, refs)
