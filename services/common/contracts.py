@@ -695,6 +695,83 @@ class RankingPublished(RankingFact):
     bottom_flags: tuple[BottomFlag, ...]
 
 
+DecimalText = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$")]
+
+
+class EvidenceUnit(Frozen):
+    """One unit's inputs: its counters, and every duration item as [case id, start, end] (UTC text)."""
+
+    unit_id: Ident
+    counts: dict[Ident, int]
+    response: tuple[tuple[Ident, UtcText, UtcText], ...]
+    rectification: tuple[tuple[Ident, UtcText, UtcText], ...]
+
+
+class EvidenceInputs(Frozen):
+    """Everything the ranking was computed from: its canonical JSON hashes to the ranking's ``input_hash``."""
+
+    period: PeriodText
+    tier: Ident
+    reference_version: ShortText
+    position: RankingPosition
+    units: tuple[EvidenceUnit, ...]
+
+
+class EvidenceTop(Frozen):
+    size: int = Field(ge=1)
+    max_share: DecimalText
+
+
+class EvidenceBottom(Frozen):
+    size: int = Field(ge=0)
+    below: DecimalText | None
+
+
+class EvidenceFormula(Frozen):
+    """The formula file's terms as scoring loaded them (decimals as text)."""
+
+    version: Ident
+    description: str
+    min_cases: int = Field(ge=1)
+    weights: dict[Ident, DecimalText]
+    deductions: dict[Ident, DecimalText]
+    top_ten: EvidenceTop
+    bottom: EvidenceBottom
+
+
+class EvidenceCalendar(Frozen):
+    """The working-day calendar over the days the durations span (China time): the weekdays that were not
+    working days (holidays) and the weekend days that were (调休). Outside these lists, Monday to Friday work."""
+
+    version: ShortText
+    first: date | None  # None: no duration to measure
+    last: date | None
+    holidays: tuple[date, ...]
+    workdays: tuple[date, ...]
+
+
+class RankingEvidence(Frozen):
+    """What anyone needs to recompute a published ranking with scoring's own code, and nothing personal."""
+
+    inputs: EvidenceInputs
+    formula: EvidenceFormula
+    calendar: EvidenceCalendar
+
+
+class RankingPublishedV2(RankingPublished):
+    """评议结果 with its evidence: v2 adds ``evidence``, so a ranking recomputes from the public ledger alone
+    (docs/public-ledger.md). ``result_hash`` still covers the payload without ``result_hash`` and ``evidence``;
+    the evidence's ``inputs`` hash to ``input_hash``. Read from v1 by ``upcast_ranking_published_v1``: no evidence.
+    """
+
+    schema_version: ClassVar[int] = 2
+    evidence: RankingEvidence | None
+
+
+def upcast_ranking_published_v1(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "evidence": None}
+
+
 # ---------------------------------------------------------------------------- envelopes
 
 
@@ -783,6 +860,7 @@ MESSAGE_CLASSES: tuple[type[Message], ...] = (
     PublicCaseChanged,
     PublicCaseChangedV2,
     RankingPublished,
+    RankingPublishedV2,
 )
 
 REGISTRY: dict[tuple[str, int], type[Message]] = {(c.message_type, c.schema_version): c for c in MESSAGE_CLASSES}
@@ -794,6 +872,7 @@ for _cls in MESSAGE_CLASSES:
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("SubmissionApplied", 1): upcast_submission_applied_v1,
     ("PublicCaseChanged", 1): upcast_public_case_changed_v1,
+    ("RankingPublished", 1): upcast_ranking_published_v1,
 }
 
 
