@@ -29,6 +29,7 @@ from services.common.inbox import Record
 from services.common.kafka import ensure_topics, make_producer
 from services.common.settings import Settings, get_settings
 from services.common.topics import CASE_EVENTS, RANKINGS
+from services.scoring.domain.evidence import check
 from services.scoring.domain.hashing import digest
 from services.scoring.domain.periods import Period
 from services.scoring.domain.projection import Tables
@@ -206,6 +207,8 @@ async def test_publish_then_recompute_gives_the_same_result_hash(projected: Sett
         payload = decode_event(bytes(raw[0])).payload
         assert isinstance(payload, RankingPublished)
         body = payload.model_dump(mode="json")
+        assert check(body) is None  # v2: recomputes from the evidence it carries alone
+        body.pop("evidence")
         assert body.pop("result_hash") == digest(body) == publication.ranking.result_hash
         assert payload.position.events > 0 and payload.top_ten
 
