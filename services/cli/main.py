@@ -10,6 +10,7 @@ rectify down               stop what a `rectify up` in another terminal started
 rectify outbox             outbox backlog per service and topic
 rectify dlq list|redrive   list and re-drive dead letters
 rectify bench [NAME]       run the benchmarks in bench/
+rectify verify --url URL   check the public ledger's chain and recompute its rankings
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from services.cli.ops import bench, dlq_app, down, outbox, record_up
 from services.cli.processes import PROCESSES
 from services.cli.rebuild import rebuild_app
 from services.cli.scoring_cmds import ranking_app
+from services.cli.verify import verify_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 agency_app = typer.Typer(no_args_is_help=True, help="Agencies and their API keys")
@@ -45,6 +47,7 @@ app.add_typer(dlq_app, name="dlq")
 app.command("outbox")(outbox)
 app.command("bench")(bench)
 app.command("down")(down)
+app.command("verify")(verify_command)
 console = Console()
 REPO = Path(__file__).resolve().parents[2]
 

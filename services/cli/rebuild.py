@@ -5,6 +5,9 @@ rectify rebuild scoring --swap     ... then replace scoring's projection tables 
 rectify rebuild rectification      fold the event store into rectification_rebuild (open deadlines, holds)
 rectify rebuild intake             replay rectify.submission.outcomes.v1 into intake_rebuild (statuses, access)
 rectify rebuild all                every projection here, compare only
+rectify rebuild publicity          replay the public-cases and rankings topics into publicity_rebuild, compare
+                                   hashes, and check the live ledger holds every fact of the log once (never rewritten)
+rectify rebuild publicity --swap   ... then replace the projection tables and append what the live ledger lacks
 
 Each projection is one command here; a new projection adds its own.
 """
@@ -56,6 +59,43 @@ def scoring(
         console.print("[green]the live projection equals the log's[/green]")
     else:
         console.print("[yellow]the live projection differs from the log's[/yellow] (still catching up, or run --swap)")
+        raise typer.Exit(1)
+
+
+@rebuild_app.command()
+def publicity(
+    swap: Annotated[
+        bool, typer.Option(help="replace the live projection tables and append the facts the live ledger lacks")
+    ] = False,
+    idle: Annotated[float, typer.Option(help="seconds without records that end each topic")] = 3.0,
+) -> None:
+    """Replay the public-cases and rankings topics into publicity_rebuild through the consumer's own code; compare
+    content hashes, and check that the live ledger holds every fact of the log once, with the same bytes."""
+    from services.common.settings import get_settings
+    from services.publicity.wiring import LiveAhead, rebuild_publicity
+
+    try:
+        with log_progress("replaying the public topics into publicity_rebuild") as advance:
+            report = asyncio.run(rebuild_publicity(get_settings(), idle_s=idle, swap=swap, progress=advance))
+    except LiveAhead as exc:
+        console.print(f"[red]not swapped:[/red] {exc}")
+        raise typer.Exit(1) from None
+    title = f"publicity rebuilt from {report.facts:,} public facts and {report.rankings:,} rankings"
+    console.print(_hash_table(title, report.rebuilt, report.live, report.swapped))
+    ledger = report.ledger
+    chain = ledger.chain
+    console.print(
+        f"ledger: {chain.entries:,} entries, chain {'verifies' if chain.ok else f'BROKEN at {chain.broken}'}; "
+        f"of the log's {ledger.in_log:,} facts {len(ledger.missing):,} missing, {len(ledger.altered):,} altered; "
+        f"{len(ledger.unknown):,} entries not in the log" + (f"; {report.appended:,} appended" if swap else "")
+    )
+    for what, ids in (("altered", ledger.altered), ("missing", ledger.missing)):
+        for event_id in ids[:5]:
+            console.print(f"  [red]{what}[/red] {event_id}")
+    if report.identical and ledger.consistent:
+        console.print("[green]the live projection and ledger agree with the log[/green]")
+    else:
+        console.print("[yellow]the live projection or ledger differs from the log[/yellow] (catching up, or --swap)")
         raise typer.Exit(1)
 
 

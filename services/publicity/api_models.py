@@ -157,3 +157,36 @@ class StatisticsAnswer(_Answer):
     by_category: list[CategoryFigures]
     by_unit: list[UnitFigures]
     by_status: list[StatusFigures]
+
+
+class LedgerHead(_Answer):
+    seq: int = Field(description="the newest entry's sequence number; 0 while the ledger is empty")
+    hash: str = Field(description="the newest entry's hash; 64 zeros (the genesis hash) while empty")
+    appended_at: str | None = Field(description="when the newest entry was appended, UTC text; null while empty")
+
+
+class LedgerEntry(_Answer):
+    """One entry of the public ledger; ``hash`` = sha256 of ``f"{seq}\\n{appended_at}\\n{prev_hash}\\n{fact}"``."""
+
+    seq: int
+    appended_at: str = Field(description="UTC, microseconds, Z: exactly as hashed")
+    prev_hash: str = Field(description="the previous entry's hash (entry 1: 64 zeros)")
+    fact: str = Field(description="the public fact, as canonical JSON text: exactly as hashed")
+    hash: str
+
+
+class LedgerPage(_Answer):
+    head: LedgerHead
+    entries: list[LedgerEntry]
+    next: str | None = Field(description="the next page's URL; null when this page reaches the head")
+
+
+class LedgerDay(_Answer):
+    day: str = Field(description="a day (China time) on which entries were appended, YYYY-MM-DD")
+    seq: int = Field(description="the last entry appended that day")
+    hash: str = Field(description="that entry's hash: the head at the end of the day")
+
+
+class LedgerHeads(_Answer):
+    head: LedgerHead
+    days: list[LedgerDay]

@@ -154,6 +154,30 @@ TEXT: dict[str, dict[str, str]] = {
     "rankings_csv": {"zh": "排名数据下载（CSV）", "en": "Ranking data (CSV)"},
     "open311": {"zh": "Open311 GeoReport v2 接口", "en": "Open311 GeoReport v2"},
     "not_found": {"zh": "未找到", "en": "Not found"},
+    # the public ledger
+    "ledger": {"zh": "公开账本", "en": "Public ledger"},
+    "ledger_intro": {
+        "zh": "本站公开的每一项内容（案件公布、办理状态变化、满意度测评、每次公布的排名）都按先后顺序记入公开账本。"
+        "每条记录都包含前一条记录的哈希值，任何改动或删除都会使之后的哈希全部对不上。",
+        "en": "Every fact this site publishes (a case's publication, its status changes, its ratings, every published "
+        "ranking) is appended to the public ledger in order. Each entry carries the hash of the one before, so "
+        "changing or deleting any entry breaks every hash after it.",
+    },
+    "ledger_head": {"zh": "账本当前头哈希", "en": "The ledger's current head"},
+    "ledger_empty": {"zh": "账本尚无记录。", "en": "The ledger has no entries yet."},
+    "ledger_days": {"zh": "每日头哈希", "en": "Head hash at the end of each day"},
+    "ledger_days_note": {
+        "zh": "请保存或转载每日头哈希：日后只要账本仍能验证到您保存的哈希，此前公开的内容就未被悄悄改动。",
+        "en": "Keep or repost a daily head: as long as the ledger still verifies up to a head you kept, nothing "
+        "published before it was quietly changed.",
+    },
+    "ledger_today_head": {"zh": "今日账本头哈希", "en": "Today's ledger head"},
+    "day": {"zh": "日期", "en": "Day"},
+    "entry_seq": {"zh": "记录序号", "en": "Entry"},
+    "hash": {"zh": "哈希值", "en": "Hash"},
+    "ledger_verify": {"zh": "如何验证", "en": "How to check it"},
+    "ledger_download": {"zh": "下载全部账本（JSONL）", "en": "Download the whole ledger (JSONL)"},
+    "ledger_api": {"zh": "按序号分页的 JSON 接口", "en": "JSON by sequence number, a page at a time"},
 }
 
 STATUS: dict[str, dict[str, str]] = {

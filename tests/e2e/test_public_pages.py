@@ -47,7 +47,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-PAGES = ("/", "/rankings", "/rankings/method", "/exposure", "/stalled", "/statistics", "/data")
+PAGES = ("/", "/rankings", "/rankings/method", "/exposure", "/stalled", "/statistics", "/data", "/ledger")
 T = TypeVar("T")
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}

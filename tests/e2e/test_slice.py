@@ -229,3 +229,44 @@ def test_the_lifecycle_runs_over_http_and_refusals_reach_the_submitter(
     assert steps == ["filed", "assigned", "acknowledged"]
     case_json = httpx.get(f"{public}/api/v1/cases/{case}").json()
     assert case_json["responsible_unit_id"] == "meiwan" and case_json["deadline"]
+
+
+def test_erasing_the_complainant_leaves_the_public_ledger_verifiable_and_unchanged(
+    system: LocalSystem, keys: dict[str, str], filed: dict[str, str], hotline_key: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli.main import app
+    from services.cli.verify import lines_of_url
+    from services.publicity.ledger import verify
+
+    public = system.url("publicity-web")
+
+    def case_facts() -> list[dict]:  # type: ignore[type-arg]
+        entries = list(lines_of_url(public))
+        mine = [e for e in entries if f'"case_id":"{filed["case_id"]}"' in e["fact"]]
+        return entries if len(mine) >= 3 else []  # filed, assigned, acknowledged (the lifecycle test above)
+
+    before = wait_for(case_facts, what="the case's facts in the public ledger")
+    assert verify(before).ok
+    ref = httpx.get(
+        f"{system.url('intake-api')}/v1/submissions/{filed['submission_id']}",
+        headers={"Authorization": f"Bearer {hotline_key}"},
+    ).json()["complainant_ref"]
+    erased = httpx.delete(
+        f"{system.url('intake-api')}/v1/complainants/{ref}", headers={"Authorization": f"Bearer {keys['office']}"}
+    )
+    assert erased.status_code == 204
+    gone = httpx.get(
+        f"{system.url('intake-api')}/v1/complainants/{ref}", headers={"Authorization": f"Bearer {keys['office']}"}
+    )
+    assert gone.status_code == 410
+    after = list(lines_of_url(public))
+    assert after[: len(before)] == before  # every public fact byte for byte as it was, in the same place
+    verdict = verify(after, expect_head=before[-1]["hash"])
+    assert verdict.ok, verdict.broken
+    text = "".join(e["fact"] for e in after)
+    for secret in (ref, filed["name"], filed["phone"], filed["email"], filed["description"]):
+        assert secret not in text
+    result = CliRunner().invoke(app, ["verify", "--url", public, "--expect-head", before[-1]["hash"]])
+    assert result.exit_code == 0 and "the chain verifies" in result.output, result.output

@@ -41,7 +41,7 @@ from tests.conftest import fresh_database
 from tests.integration.conftest import migrated_pool
 
 pytestmark = pytest.mark.integration
-PAGES = ("/", "/rankings", "/rankings/method", "/exposure", "/stalled", "/statistics", "/data")
+PAGES = ("/", "/rankings", "/rankings/method", "/exposure", "/stalled", "/statistics", "/data", "/ledger")
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ async def test_the_schema_holds_public_fields_only(pool: asyncpg.Pool) -> None:
     tables = {t for t, _ in columns}
     assert tables == {
         "cases", "timeline", "stats_cells", "rankings", "watermark",
-        "outbox", "processed_messages", "dead_letters", "schema_migrations",
+        "outbox", "processed_messages", "dead_letters", "schema_migrations", "ledger", "ledger_head", "ledger_days",
     }  # fmt: skip
     personal = ("complainant_ref", "name", "phone", "email", "contact", "description", "cadre", "location")
     assert not [c for _, c in columns if any(word in c for word in personal)]

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.common.contracts import CaseStatus
 from services.publicity import charts, i18n, rankings, views
-from services.publicity.adapters import store
+from services.publicity.adapters import ledger, store
 from services.publicity.entrypoints.params import (
     Category,
     Formula,
@@ -80,6 +80,7 @@ def router(site: Site) -> APIRouter:
             periods=period_choices(months),
             prev_url=views.href("/", language, **params, page=page - 1) if page > 1 else None,
             next_url=views.href("/", language, **params, page=page + 1) if f.offset + len(rows) < total else None,
+            ledger_day=await site.memo(validators, "ledger-day", lambda: ledger.daily_heads(pool, 1)),
         )
 
     @r.get("/cases/{case_id}", response_class=HTMLResponse)

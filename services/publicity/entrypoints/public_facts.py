@@ -1,4 +1,4 @@
-"""The consumer edge: public case facts into the publicity projection."""
+"""The consumer edge: public case facts into the publicity projection and the public ledger, in one transaction."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import asyncpg
 
 from services.common.contracts import ContractError, EventEnvelope, PublicCaseChangedV2, decode_event
 from services.common.inbox import Decoded
+from services.publicity.adapters import ledger
 from services.publicity.adapters.store import apply_public_facts
 
 
 async def apply_public_batch(conn: asyncpg.Connection, batch: list[Decoded[EventEnvelope]]) -> None:
-    await apply_public_facts(conn, [d.message for d in batch])
+    facts = [d.message for d in batch]
+    await apply_public_facts(conn, facts)
+    await ledger.append(conn, facts)
 
 
 def decode_public_fact(raw: bytes) -> EventEnvelope:

@@ -1,4 +1,4 @@
-"""The consumer edge: published unit rankings into the publicity projection."""
+"""The consumer edge: published rankings into the publicity projection and the public ledger, in one transaction."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import asyncpg
 
 from services.common.contracts import ContractError, EventEnvelope, RankingPublished, decode_event
 from services.common.inbox import Decoded
+from services.publicity.adapters import ledger
 from services.publicity.adapters.store import apply_rankings
 
 
 async def apply_ranking_batch(conn: asyncpg.Connection, batch: list[Decoded[EventEnvelope]]) -> None:
-    await apply_rankings(conn, [d.message for d in batch])
+    rankings = [d.message for d in batch]
+    await apply_rankings(conn, rankings)
+    await ledger.append(conn, rankings)
 
 
 def decode_ranking_fact(raw: bytes) -> EventEnvelope:

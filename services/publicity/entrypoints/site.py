@@ -48,6 +48,7 @@ NAV = (
     ("/stalled", "stalled"),
     ("/statistics", "statistics"),
     ("/data", "open_data"),
+    ("/ledger", "ledger"),
 )
 
 

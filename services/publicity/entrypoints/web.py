@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common import http
 from services.common.db import create_pool
-from services.publicity.entrypoints import api, open_data, pages
+from services.publicity.entrypoints import api, ledger_web, open_data, pages
 from services.publicity.entrypoints.site import STATIC, Site
 
 SECURITY_HEADERS = {
@@ -92,6 +92,7 @@ def create_app(dsn: str, page_cache: int = 512) -> FastAPI:
     app.include_router(pages.router(site))
     app.include_router(api.router(site))
     app.include_router(open_data.router(site))
+    app.include_router(ledger_web.router(site))
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(http.SecurityHeaders, headers=SECURITY_HEADERS)
     app.add_middleware(HeadAsGet)
