@@ -3,7 +3,7 @@
 rectify outbox [--service S]                     backlog, oldest unpublished row, counts per topic
 rectify dlq list [--service S] [--all]           dead letters with code, reason, source topic and offset
 rectify dlq redrive --service S (--id N | --all) re-publish dead letters to their source topic
-rectify bench [NAME]                             run the benchmarks in bench/ and tabulate their last lines
+rectify bench [NAME]                             run the benchmarks in bench/; their last lines and figures
 rectify down                                     stop what a `rectify up` in another terminal started
 
 The operator's command line reads (and, to re-drive, writes) the services' own tables in PostgreSQL directly:
@@ -38,7 +38,8 @@ from services.cli.processes import PROCESSES
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = sorted({p.schema for p in PROCESSES.values()})
 STATE_FILE = REPO / ".rectify" / "up.json"
-BENCHMARKS = ("commands", "intake", "scoring", "publicity")
+BENCHMARKS = ("commands", "intake", "scoring", "publicity", "e2e")
+BENCH_RESULTS = REPO / ".rectify" / "bench"  # a benchmark may leave <name>.json here: figures for the table
 console = Console()
 dlq_app = typer.Typer(no_args_is_help=True, add_completion=False, help="List and re-drive dead letters.")
 
@@ -200,7 +201,8 @@ def bench(
         str | None, typer.Argument(help=f"one of: {', '.join(BENCHMARKS)} (default: all that exist)")
     ] = None,
 ) -> None:
-    """Run the benchmarks in bench/ one after another; print each one's last line in a table."""
+    """Run the benchmarks in bench/ one after another; print each one's last line in a table, then every figure a
+    benchmark wrote to .rectify/bench/NAME.json with its goal and its ratio to the bare baseline of the same run."""
     names = [n for n in BENCHMARKS if (REPO / "bench" / f"{n}.py").exists()]
     if name is not None:
         if name not in names:
@@ -208,6 +210,7 @@ def bench(
             raise typer.Exit(2)
         names = [name]
     results: list[tuple[str, int, str, float]] = []
+    figures: list[tuple[str, dict[str, Any]]] = []
     with Progress(console=console) as progress:
         task = progress.add_task("benchmarks", total=len(names))
         for n in names:
@@ -216,6 +219,10 @@ def bench(
             done = subprocess.run([sys.executable, "-m", f"bench.{n}"], cwd=REPO, capture_output=True, text=True)
             lines = [line for line in done.stdout.splitlines() if line.strip()] or done.stderr.splitlines() or [""]
             results.append((n, done.returncode, lines[-1].strip(), time.monotonic() - started))
+            figures += [
+                (n, f)
+                for f in bench_figures(BENCH_RESULTS / f"{n}.json", since=time.time() - (time.monotonic() - started))
+            ]
             progress.advance(task)
     table = Table(title="benchmarks")
     for column in ("benchmark", "exit", "seconds", "last line"):
@@ -223,8 +230,32 @@ def bench(
     for n, rc, last, seconds in results:
         table.add_row(f"bench.{n}", str(rc) if rc == 0 else f"[red]{rc}[/red]", f"{seconds:.0f}", last)
     console.print(table)
+    if figures:
+        console.print(figure_table(figures))
     if any(rc for _, rc, _, _ in results):
         raise typer.Exit(1)
+
+
+def bench_figures(path: Path, since: float) -> list[dict[str, Any]]:
+    """The figures a benchmark wrote during this run (an older file is a previous run's, and is not shown)."""
+    if not path.exists() or path.stat().st_mtime < since:
+        return []
+    figures: list[dict[str, Any]] = json.loads(path.read_text()).get("figures", [])
+    return figures
+
+
+def figure_table(figures: list[tuple[str, dict[str, Any]]]) -> Table:
+    table = Table(title="figures, goals and the bare baseline measured in the same run")
+    for column in ("benchmark", "figure", "value", "goal", "met", "bare baseline", "ratio"):
+        table.add_column(column)
+    for n, f in figures:
+        met = "" if f.get("ok") is None else ("yes" if f["ok"] else "[red]no[/red]")
+        baseline = f"{f['baseline']:,.1f} ({f.get('baseline_name', '')})" if f.get("baseline") else ""
+        ratio = f"{f['ratio']:.2f}x" if f.get("ratio") else ""
+        table.add_row(
+            f"bench.{n}", f["name"], f"{f['value']:,.1f} {f['unit']}", f.get("goal", ""), met, baseline, ratio
+        )
+    return table
 
 
 # --------------------------------------------------------------------------------------------------- down
