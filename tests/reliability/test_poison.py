@@ -105,6 +105,14 @@ def the_usual_poison(valid: dict[str, Any], type_key: str) -> list[Poison]:
     ]
 
 
+def outcome_label(topic: str, p: Poison) -> str:
+    if p.code is not None:
+        return f"dead-lettered ({p.code})"
+    if topic == PUBLIC_CASES.name:
+        return "ignored: older than the version the projection holds"
+    return "refused by the case decider, with its reason"
+
+
 def dead_letter_counts(system: LocalSystem, process: str) -> dict[tuple[str, str], float]:
     text = httpx.get(f"http://127.0.0.1:{system.running[process].metrics_port}/metrics", timeout=5).text
     counts: dict[tuple[str, str], float] = {}
@@ -357,7 +365,7 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_or_refused_and_the_part
     figures["poison"] = {
         topic: {
             "consumer": CONSUMER[topic],
-            "poison": {p.kind: ("refused" if p.code is None else f"dead-lettered ({p.code})") for p in poison},
+            "poison": {p.kind: outcome_label(topic, p) for p in poison},
             "dead_lettered": sum(1 for p in poison if p.code),
             "refused": sum(1 for p in poison if p.code is None),
             "valid_after_applied": True,
