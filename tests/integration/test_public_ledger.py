@@ -15,6 +15,7 @@ import random
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typer.testing import CliRunner
 from bench.publicity import Month, simulate_month
 from services.cli.local import stack_module
 from services.cli.main import app
-from services.cli.verify import verify_entries
+from services.cli.verify import entries_of_database, verify_entries
 from services.common.contracts import encode_event
 from services.common.db import create_pool
 from services.common.kafka import ensure_topics, make_producer
@@ -154,6 +155,32 @@ async def test_a_failed_batch_appends_nothing(pool: asyncpg.Pool, month: Month) 
                 await ledger_store.append_facts(conn, [("00000000-0000-0000-0000-000000000001", "case", "{}")])
                 raise RuntimeError("the projection's write failed")
     assert await ledger_store.head(pool) == before
+
+
+async def test_concurrent_appenders_take_turns_and_the_chain_stays_whole(servers: dict[str, str]) -> None:
+    """The two agents (public facts, rankings) append from their own transactions: the head row orders them."""
+    dsn = await fresh_database(servers["DATABASE_URL"])
+    pool = await migrated_pool(dsn, "publicity")
+    try:
+
+        async def appender(name: str) -> None:
+            for batch in range(10):
+                async with pool.acquire() as conn, conn.transaction():
+                    ids = [str(uuid.uuid4()) for _ in range(5)]
+                    facts = [(i, "case", canonical({"event_id": i, "kind": name, "batch": batch})) for i in ids]
+                    await ledger_store.append_facts(conn, facts)
+
+        await asyncio.gather(appender("public"), appender("rankings"), appender("third"))
+        entries = await stored(pool)
+        verdict = verify(entries)
+        assert verdict.ok and verdict.facts == {"public": 50, "rankings": 50, "third": 50}
+        assert [e["seq"] for e in entries] == list(range(1, 151))
+    finally:
+        await pool.close()
+
+
+async def test_rectify_verify_reads_the_database_too(db: str, pool: asyncpg.Pool) -> None:
+    assert await entries_of_database(db) == await stored(pool)
 
 
 # ---------------------------------------------------------------------------- tampering
