@@ -1,5 +1,6 @@
-"""One whole system (every process, the real broker, the real PostgreSQL) for every reliability module, the
-agencies that attack it, and the figures the modules record for docs/reliability.md."""
+"""One whole system (every process, on the session's broker and PostgreSQL) shared by the attack, poison and
+canary modules (stopped when the package's tests end), the agencies that attack it, and the figures the modules
+record for docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(os.environ.get("RECTIFY_TEST_ARTIFACTS") or tmp_path_factory.getbasetemp())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def system(servers: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
     with running_system(servers, artifacts(tmp_path_factory) / "reliability-logs") as local:
         yield local
@@ -57,7 +58,7 @@ AGENCIES: dict[str, tuple[Role, str | None, str | None]] = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def keys(system: LocalSystem) -> dict[str, str]:
     dsn = system.base_env["DATABASE_URL"]
 
@@ -154,7 +155,7 @@ class Agencies:
         return wait_for(there, 60, f"{case_id} {status} on the public API")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def agencies(system: LocalSystem, keys: dict[str, str]) -> Iterator[Agencies]:
     a = Agencies(system, keys)
     yield a
@@ -206,7 +207,7 @@ class Published:
 PRIVATE_FIELDS = ("description", "cadre", "location", "first_officer", "plan_summary", "report", "note")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def published(agencies: Agencies) -> Published:
     cases: dict[str, str] = {}
     markers: dict[str, dict[str, str]] = {}
