@@ -76,7 +76,7 @@ def create_app(dsn: str, page_cache: int = 512) -> FastAPI:
 
     app = FastAPI(
         title="Rectify public results API",
-        version="1.1.0",
+        version="1.2.0",
         summary="Public facts about complaints against government units, their rectification and the units' "
         "rankings. No personal data: never a complainant's identity or contact; free text only as approved.",
         description="Every page of the public site has a twin here with the same figures. Answers carry "
