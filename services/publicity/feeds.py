@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
@@ -22,6 +23,7 @@ TAG_AUTHORITY = "tag:rectify.example,2025"
 OPEN311_GROUP = "作风"
 FINISHED = ("closed", "dismissed", "merged")  # what Open311 calls "closed"; every other status is "open"
 FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # characters XML 1.0 cannot hold
 
 
 # ---------------------------------------------------------------------------- Atom
@@ -30,7 +32,7 @@ FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
     element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
     if text is not None:
-        element.text = text
+        element.text = NOT_XML.sub("\ufffd", text)  # one control character must not break the feed for everyone
     return element
 
 

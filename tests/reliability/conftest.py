@@ -186,6 +186,7 @@ PUBLIC_INJECTIONS: dict[str, str] = {
     "zero_width": "已\u200b整\u200c改\u200d完\u2060成",
     "homoglyph": "\u0440\u0430\u0443\u0440\u0430l.com 梅湾街道",
     "combining": "Z\u0351\u0334a\u0336l\u0337g\u0338o\u0335 整改",
+    "control_characters": "整改\x01\x08\x0b\x1b[31m完成\x7f",
     "csv_formula_equals": '=HYPERLINK("http://evil.example","点击")',
     "csv_formula_plus": "+cmd|' /C calc'!A0",
     "csv_formula_at": "@SUM(1+1)*cmd|' /C calc'!A0",
