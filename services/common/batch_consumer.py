@@ -9,12 +9,15 @@ inbox ignores.
 
 While one batch is being applied the next poll is already fetched and decoded (``apply_in_order``), so the
 Python work of one batch overlaps PostgreSQL's work on the previous one; batches still apply and commit
-strictly in order.
+strictly in order. The overlap needs the event loop: the batch in flight sends its next statement only when the
+loop runs, so the next batch is decoded a slice at a time (``prepare_paced``) and a ``plan`` hook should pace
+itself the same way; without that, only the first statement of a batch would overlap anything.
 
 Failures: a database outage retries the same batch until the database is back; a broker error (or any
 other failure of the loop) closes the consumer and joins again after a pause, from the committed offsets;
 a failed offset commit (a rebalance) is logged, and the records come back to whoever owns the partition
-next. ``on_revoked`` lets the projection drop what it cached about partitions it may no longer own.
+next. ``on_revoked`` lets the projection drop what it cached about partitions it may no longer own; it is also
+called whenever the loop fails and joins again (leaving a group does not call the rebalance listener).
 ``stop()`` finishes the batch in hand, commits it and leaves the group; cancelling ``run`` rolls the batch
 in hand back instead, and it comes again.
 
@@ -71,6 +74,22 @@ def next_offsets(polled: Polled) -> dict[TopicPartition, int]:
 
 
 Plan = Callable[[Prepared[Any]], Awaitable[None]]
+PACE = 500  # records decoded between two turns of the event loop
+
+
+async def prepare_paced(inbox: Inbox[Any], records: Sequence[Record]) -> Prepared[Any]:
+    """``inbox.prepare(records)``, a slice at a time, letting the event loop run in between: the batch in flight
+    sends its next statement meanwhile instead of waiting for the whole batch to be decoded."""
+    if len(records) <= PACE:
+        return inbox.prepare(records)
+    good: list[Any] = []
+    poison: list[Any] = []
+    for start in range(0, len(records), PACE):
+        part = inbox.prepare(records[start : start + PACE])
+        good += part.good
+        poison += part.poison
+        await asyncio.sleep(0)
+    return Prepared(records, good, poison)
 
 
 async def apply_in_order(
@@ -103,12 +122,13 @@ async def apply_in_order(
 
     try:
         async for records, tag in batches:
-            prepared = inbox.prepare(records)
+            prepared = await prepare_paced(inbox, records)
             if plan is not None:
                 await plan(prepared)
             if in_flight is not None:
                 await in_flight
             in_flight = asyncio.ensure_future(apply(prepared, tag))
+            await asyncio.sleep(0)  # let it send its first statement before the next batch's Python work
             count += len(records)
         if in_flight is not None:
             await in_flight
@@ -177,6 +197,10 @@ class BatchConsumer:
                 HEALTH.mark(self._ready_flag, False)
                 with contextlib.suppress(Exception):
                     await consumer.stop()
+                if self.on_revoked is not None:
+                    # leaving the group does not call the listener, yet what the projection cached may rest on a
+                    # batch that never committed (the one in flight is rolled back): it must not survive a rejoin
+                    self.on_revoked()
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         c = self.config

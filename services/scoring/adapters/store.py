@@ -46,11 +46,9 @@ class ConcurrentUpdate(RuntimeError):
     """A case's facts changed under us (another worker, or a stale cache): reload and apply again."""
 
 
-def _columns(rows: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    columns: list[list[Any]] = [[] for _ in range(width)]
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    assert len(columns) == width
     return columns
 
 

@@ -21,11 +21,13 @@ from datetime import datetime
 
 from services.scoring.domain.events import ScoredEvent
 from services.scoring.domain.facts import MOVING, CaseFacts, apply, facts_to_json, iso, start
-from services.scoring.domain.figures import WIDTH, Contributions, DurationKey, contributions, difference
+from services.scoring.domain.figures import WIDTH, Contributions, DurationKey, Key, contributions
 from services.scoring.domain.hashing import digest
 from services.scoring.domain.periods import cutoff, epoch_of, previous_month
 
 ID_HASH_MODULUS = 2**256
+_sha256 = hashlib.sha256
+_from_bytes = int.from_bytes
 
 
 def id_hash(event_id: uuid.UUID) -> int:
@@ -62,20 +64,35 @@ class Change:
 
     def merge(self, delta: Contributions, epoch: str) -> None:
         for key, n in delta.items():
-            month = key[0]
-            if month < epoch:
-                continue  # that month had settled before these events were recorded
-            if len(key) == 3:
-                row = self.counts.get((key[1], month))
-                if row is None:
-                    row = self.counts[(key[1], month)] = [0] * WIDTH
-                row[key[2]] += n  # type: ignore[misc]
+            self._add(key, n, epoch)
+
+    def merge_difference(self, before: Contributions, after: Contributions, epoch: str) -> None:
+        """``merge(difference(before, after), epoch)`` without building the difference."""
+        if before == after:
+            return
+        for key, n in after.items():
+            d = n - before.get(key, 0)
+            if d:
+                self._add(key, d, epoch)
+        for key, n in before.items():
+            if key not in after:
+                self._add(key, -n, epoch)
+
+    def _add(self, key: Key, n: int, epoch: str) -> None:
+        month = key[0]
+        if month < epoch:
+            return  # that month had settled before these events were recorded
+        if len(key) == 3:
+            row = self.counts.get((key[1], month))
+            if row is None:
+                row = self.counts[(key[1], month)] = [0] * WIDTH
+            row[key[2]] += n  # type: ignore[misc]
+        else:
+            net = self.durations.get(key, 0) + n  # type: ignore[arg-type]
+            if net:
+                self.durations[key] = net  # type: ignore[index]
             else:
-                net = self.durations.get(key, 0) + n  # type: ignore[arg-type]
-                if net:
-                    self.durations[key] = net  # type: ignore[index]
-                else:
-                    del self.durations[key]  # type: ignore[arg-type]
+                del self.durations[key]  # type: ignore[arg-type]
 
     def tally(self, epoch: str, event: ScoredEvent, recorded_at: datetime) -> None:
         """Count an applied event in its epoch: how many, their id hash, the latest recorded time."""
@@ -83,7 +100,8 @@ class Change:
         if tally is None:
             tally = self.epochs[epoch] = EpochTally()
         tally.events += 1
-        tally.id_hash_sum += id_hash(event.event_id)  # reduced mod 2**256 once per batch: settle_hashes
+        tally.id_hash_sum += _from_bytes(_sha256(event.event_id.bytes).digest(), "big")  # = id_hash; reduced
+        # mod 2**256 once per batch: settle_hashes
         if tally.last_recorded_at is None or recorded_at > tally.last_recorded_at:
             tally.last_recorded_at = recorded_at
 
@@ -93,6 +111,35 @@ class Change:
 
     def nonzero_counts(self) -> dict[tuple[str, str], list[int]]:
         return {key: row for key, row in self.counts.items() if any(row)}
+
+    def add(self, other: Change) -> None:
+        """Fold in the change of *other* cases: a batch worked out a few cases at a time adds up to the same change
+        as the batch worked out at once (no case may be in both)."""
+        self.facts.update(other.facts)
+        self.contributions.update(other.contributions)
+        self.previous_versions.update(other.previous_versions)
+        for key, delta in other.counts.items():
+            row = self.counts.get(key)
+            if row is None:
+                self.counts[key] = delta
+            else:
+                for i, n in enumerate(delta):
+                    row[i] += n
+        for dkey, n in other.durations.items():
+            net = self.durations.get(dkey, 0) + n
+            if net:
+                self.durations[dkey] = net
+            else:
+                del self.durations[dkey]
+        for epoch, tally in other.epochs.items():
+            mine = self.epochs.get(epoch)
+            if mine is None:
+                self.epochs[epoch] = tally
+            else:
+                mine.add(tally)
+        self.skipped += other.skipped
+        self.sealed |= other.sealed
+        self.unscorable += other.unscorable
 
 
 class _EpochClock:
@@ -142,8 +189,7 @@ def apply_events(
     for case_id, case_events in by_case.items():
         if len(case_events) > 1:
             case_events.sort(key=_version)
-        run = _CaseRun(change, clock, known.get(case_id), contributed.get(case_id), until, lenient, owned)
-        run.apply(case_events)
+        _apply_case(change, clock, known.get(case_id), contributed.get(case_id), case_events, until, lenient, owned)
     change.settle_hashes()
     return change
 
@@ -152,76 +198,62 @@ def _version(event: ScoredEvent) -> int:
     return event.version
 
 
-class _CaseRun:
-    """One case's events of a batch, applied in order; its contributions are diffed once per epoch."""
-
-    def __init__(
-        self,
-        change: Change,
-        clock: _EpochClock,
-        known: CaseFacts | None,
-        contributed: Contributions | None,
-        until: datetime | None,
-        lenient: bool,
-        owned: bool,
-    ) -> None:
-        self.change, self.clock, self.until, self.lenient = change, clock, until, lenient
-        self.known = known
-        self.previous_version = known.version if known is not None else 0
-        self.facts = known  # unless owned, copied before the first change: the known facts stay as they were
-        self.owned = owned
-        self.before = contributed
-        self.segment: str | None = None
-        self.sealed = False
-
-    def apply(self, events: list[ScoredEvent]) -> None:
-        for event in events:
-            if event.kind in MOVING:
-                self._move(event)
-            elif self.until is None or event.recorded_at <= self.until:
-                self.change.tally(self.clock(event.recorded_at), event, event.recorded_at)
-        self._close()
-
-    def _move(self, event: ScoredEvent) -> None:
-        facts, change = self.facts, self.change
-        if self.sealed:
-            return
+def _apply_case(
+    change: Change,
+    clock: _EpochClock,
+    known: CaseFacts | None,
+    before: Contributions | None,
+    events: list[ScoredEvent],
+    until: datetime | None,
+    lenient: bool,
+    owned: bool,
+) -> None:
+    """One case's events of a batch, in order. Its contributions are diffed once per epoch ("segment"): before
+    its first event of the epoch and after its last."""
+    facts = known  # unless owned, copied before the first change: the known facts stay as they were
+    previous_version = known.version if known is not None else 0
+    segment: str | None = None
+    sealed = False
+    for event in events:
+        if event.kind not in MOVING:  # counted at its own recorded time, changes no facts
+            if until is None or event.recorded_at <= until:
+                change.tally(clock(event.recorded_at), event, event.recorded_at)
+            continue
+        if sealed:
+            continue
         if facts is not None and event.version <= facts.version:
             change.skipped += 1
-            return
+            continue
         recorded_at = event.recorded_at if facts is None or event.recorded_at > facts.recorded_at else facts.recorded_at
-        if self.until is not None and recorded_at > self.until:
+        if until is not None and recorded_at > until:
             change.sealed.add(event.case_id)
-            self.sealed = True
-            return
-        if facts is None and self.lenient and event.kind != "CaseFiled":
+            sealed = True
+            continue
+        if facts is None and lenient and event.kind != "CaseFiled":
             change.unscorable.append(event)
-            return
-        epoch = self.clock(recorded_at)
-        if epoch != self.segment:
-            self._close()
-            self.segment = epoch
-        if self.before is None:
-            self.before = contributions(facts)
+            continue
+        epoch = clock(recorded_at)
+        if epoch != segment:
+            if segment is not None:
+                after = contributions(facts)
+                change.merge_difference(before, after, segment)  # type: ignore[arg-type]
+                before = after
+            segment = epoch
+        if before is None:
+            before = contributions(facts)
         if facts is None:
-            self.facts = start(event)
+            facts = start(event)
         else:
-            if facts is self.known and not self.owned:
-                self.facts = facts = facts.copy()
+            if facts is known and not owned:
+                facts = facts.copy()
             apply(facts, event)
         change.tally(epoch, event, recorded_at)
-
-    def _close(self) -> None:
-        """Merge the change of the contributions over the events of the current epoch."""
-        if self.segment is None or self.facts is None or self.before is None:
-            return
-        after = contributions(self.facts)
-        self.change.merge(difference(self.before, after), self.segment)
-        self.before, self.segment = after, None
-        facts = self.facts
-        self.change.facts[facts.case_id] = facts
-        self.change.contributions[facts.case_id] = after
-        self.change.previous_versions[facts.case_id] = self.previous_version
+    if segment is not None and facts is not None and before is not None:
+        after = contributions(facts)
+        change.merge_difference(before, after, segment)
+        change.facts[facts.case_id] = facts
+        change.contributions[facts.case_id] = after
+        change.previous_versions[facts.case_id] = previous_version
 
 
 @dataclass

@@ -10,13 +10,17 @@ With a pool, the projector also *plans* each batch while the previous one is bei
 and builds its statements ahead, so the transaction only runs them. A plan is used only if the batch arrives
 exactly as planned (every event fresh) and every case is still at the version the plan read; otherwise the
 cache and every plan are dropped and the batch is worked out again inside its transaction, from the database.
+A plan works a batch out a slice of cases at a time and lets the event loop run in between, so the batch being
+written sends its statements meanwhile; what it took from the cache goes back only if the cache was not dropped
+in between.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -29,6 +33,7 @@ from services.scoring.domain.figures import Contributions, contributions
 from services.scoring.domain.projection import Change, apply_events
 
 ATTEMPTS = 3
+PACE = 1000  # events worked out between two turns of the event loop, when planning
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +42,7 @@ class FactsCache:
 
     def __init__(self, max_cases: int) -> None:
         self.max_cases = max_cases
+        self.clears = 0  # how many times it was cleared: what was taken before a clear must not come back
         self._entries: OrderedDict[str, tuple[CaseFacts, Contributions]] = OrderedDict()
 
     def take(self, case_ids: Iterable[str]) -> tuple[dict[str, CaseFacts], dict[str, Contributions]]:
@@ -59,28 +65,63 @@ class FactsCache:
             self._entries.popitem(last=False)
 
     def clear(self) -> None:
+        self.clears += 1
         self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
+def case_slices(events: list[ScoredEvent], size: int) -> Iterator[list[ScoredEvent]]:
+    """The events in slices of about ``size``, every case's events in one slice."""
+    by_case: dict[str, list[ScoredEvent]] = {}
+    for event in events:
+        case_events = by_case.get(event.case_id)
+        if case_events is None:
+            by_case[event.case_id] = [event]
+        else:
+            case_events.append(event)
+    part: list[ScoredEvent] = []
+    for case_events in by_case.values():
+        part += case_events
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
 async def work_out(
-    store: ScoringStore, cache: FactsCache | None, events: list[ScoredEvent], use_cache: bool = True
+    store: ScoringStore,
+    cache: FactsCache | None,
+    events: list[ScoredEvent],
+    use_cache: bool = True,
+    paced: bool = False,
 ) -> Change:
-    """The batch's change: facts from the cache, the rest read (a case filed in this batch needs no read)."""
+    """The batch's change: facts from the cache, the rest read (a case filed in this batch needs no read).
+
+    ``paced``: work it out a slice of cases at a time, letting the event loop run in between, so that the batch
+    being written meanwhile sends its next statement instead of waiting for the whole batch's Python work.
+    """
     case_ids = {e.case_id for e in events if e.kind in MOVING}  # the other kinds need no facts
     known: dict[str, CaseFacts] = {}
     contributed: dict[str, Contributions] = {}
     new: set[str] = set()
+    clears = cache.clears if cache is not None else 0
     if use_cache and cache is not None:
         known, contributed = cache.take(case_ids)
         new = {e.case_id for e in events if e.version == 1}
     missing = case_ids - known.keys() - new
     if missing:
         known |= await store.load_facts(missing)
-    change = apply_events(known, events, known_contributions=contributed, owned=True)
-    if cache is not None and use_cache:  # what was taken and did not change goes back as it was
+    if paced and len(events) > PACE:
+        change = Change()
+        for part in case_slices(events, PACE):
+            change.add(apply_events(known, part, known_contributions=contributed, owned=True))
+            await asyncio.sleep(0)
+    else:
+        change = apply_events(known, events, known_contributions=contributed, owned=True)
+    if cache is not None and use_cache and cache.clears == clears:  # what was taken and did not change goes back
         unchanged = {case_id: facts for case_id, facts in known.items() if case_id not in change.facts}
         cache.put_back(unchanged, {c: contributed.get(c) or contributions(f) for c, f in unchanged.items()})
     return change
@@ -122,7 +163,7 @@ class CaseEventProjector:
         generation = self.generation
         try:
             async with self.pool.acquire() as conn:
-                change = await work_out(ScoringStore(conn), self.cache, [d.message for d in prepared.good])
+                change = await work_out(ScoringStore(conn), self.cache, [d.message for d in prepared.good], paced=True)
         except Exception:  # e.g. an event scoring cannot place: the batch is worked out (and dead-lettered) in turn
             log.warning("could not plan a batch; it will be worked out in its transaction", exc_info=True)
             self.forget()
@@ -130,6 +171,7 @@ class CaseEventProjector:
         if generation != self.generation:
             return  # something went otherwise meanwhile: this plan may rest on it
         self.cache.put(change)
+        await asyncio.sleep(0)
         self._plans.append(_Plan(generation, prepared.good, Writes.of(change)))
 
     async def __call__(self, conn: asyncpg.Connection, batch: list[Decoded[ScoredEvent]]) -> Callable[[], None] | None:

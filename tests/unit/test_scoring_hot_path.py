@@ -1,0 +1,131 @@
+"""The scoring projector's hot path gives exactly what the plain path gives: the msgspec reader, a batch worked out
+a slice of cases at a time, and the consumer's revocation hook after a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import Iterable
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.common.batch_consumer import BatchConsumer, ConsumerConfig
+from services.common.contracts import ContractError, encode_event
+from services.scoring.adapters.wire import _read_dict, read_event
+from services.scoring.domain.events import ScoredEvent
+from services.scoring.domain.facts import CaseFacts
+from services.scoring.domain.projection import Change, Tables, apply_events
+from services.scoring.entrypoints.case_events import FactsCache, case_slices, work_out
+from tests.unit.test_scoring_properties import events, simulated_log
+
+KEYS = ("event_id", "event_type", "schema_version", "stream_id", "stream_version", "recorded_at", "payload")
+ODD = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.text(max_size=12)
+    | st.lists(st.integers(-(2**40), 2**40), max_size=2)
+)
+
+
+def outcome(raw: bytes, read) -> ScoredEvent | str:  # type: ignore[no-untyped-def]
+    try:
+        return read(raw)  # type: ignore[no-any-return]
+    except ContractError as exc:
+        return exc.code
+
+
+def test_the_fast_reader_reads_every_event_as_the_plain_one() -> None:
+    for envelope in simulated_log():
+        raw = encode_event(envelope)
+        assert read_event(raw) == _read_dict(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_spoilt_event_gets_the_same_verdict_from_both_readers(data: st.DataObject) -> None:
+    log = simulated_log()
+    message = orjson.loads(encode_event(log[data.draw(st.integers(0, len(log) - 1))]))
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.booleans()):
+            message[data.draw(st.sampled_from(KEYS))] = data.draw(ODD)
+        elif isinstance(message.get("payload"), dict):
+            message["payload"][data.draw(st.sampled_from([*message["payload"], "at", "on_time"]))] = data.draw(ODD)
+    raw = orjson.dumps(message)
+    assert outcome(raw, read_event) == outcome(raw, _read_dict)
+
+
+def as_tables(changes: Iterable[Change]) -> dict[str, str]:
+    tables = Tables()
+    for change in changes:
+        tables.absorb(change)
+    return tables.digest()
+
+
+@pytest.mark.parametrize("size", [1, 7, 300])
+def test_a_batch_worked_out_in_slices_adds_up_to_the_whole(size: int) -> None:
+    log = list(events())
+    batches = [log[i : i + 1000] for i in range(0, len(log), 1000)]
+    whole: dict[str, CaseFacts] = {}
+    sliced: dict[str, CaseFacts] = {}
+    whole_changes, sliced_changes = [], []
+    for batch in batches:
+        change = apply_events(whole, batch)
+        whole.update(change.facts)
+        whole_changes.append(change)
+        parts = Change()
+        slices = list(case_slices(batch, size))
+        assert sorted(e.event_id for part in slices for e in part) == sorted(e.event_id for e in batch)
+        for part in slices:
+            parts.add(apply_events(sliced, part))
+        sliced.update(parts.facts)
+        assert parts.nonzero_counts() == change.nonzero_counts()
+        assert parts.durations == change.durations
+        assert {e: (t.events, t.id_hash_sum) for e, t in parts.epochs.items()} == {
+            e: (t.events, t.id_hash_sum) for e, t in change.epochs.items()
+        }
+        sliced_changes.append(parts)
+    assert as_tables(sliced_changes) == as_tables(whole_changes)
+
+
+class NoStore:
+    async def load_facts(self, case_ids: Iterable[str]) -> dict[str, CaseFacts]:
+        return {}
+
+
+async def test_a_paced_work_out_equals_the_plain_one() -> None:
+    log = list(events())
+    random.Random(5).shuffle(log)  # any order: each case's events are sorted by version in the batch
+    log.sort(key=lambda e: e.recorded_at)  # but batches in recorded order, so every case starts with CaseFiled
+    plain, paced = FactsCache(10_000), FactsCache(10_000)
+    for i in range(0, len(log), 2500):
+        batch = log[i : i + 2500]
+        one = await work_out(NoStore(), plain, batch)  # type: ignore[arg-type]
+        two = await work_out(NoStore(), paced, batch, paced=True)  # type: ignore[arg-type]
+        plain.put(one)
+        paced.put(two)
+        assert two.facts == one.facts
+        assert two.nonzero_counts() == one.nonzero_counts() and two.durations == one.durations
+
+
+async def test_what_was_cached_is_dropped_when_the_consumer_fails_and_joins_again() -> None:
+    with socket.socket() as s:  # a port nobody listens on: every start of the consumer fails
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dropped: list[int] = []
+    config = ConsumerConfig(f"127.0.0.1:{port}", "t", "g", "c", retry_pause_s=0.05)
+    consumer = BatchConsumer(config, None, on_revoked=lambda: dropped.append(1))  # type: ignore[arg-type]
+    running = asyncio.ensure_future(consumer.run())
+    try:
+        for _ in range(400):
+            if len(dropped) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(running, 30)
+    assert len(dropped) >= 2
