@@ -59,6 +59,25 @@ async def test_redelivered_batches_change_nothing(pub_pool: asyncpg.Pool) -> Non
     assert await snapshot(pub_pool) == first
 
 
+async def test_an_optimistic_claim_skips_redeliveries_as_well(pub_pool: asyncpg.Pool) -> None:
+    values = public_facts(5)
+    handed: list[int] = []
+
+    async def counted(conn: asyncpg.Connection, batch: list[Decoded[EventEnvelope]]):  # type: ignore[no-untyped-def]
+        handed.append(len(batch))
+        return await apply_public_batch(conn, batch)
+
+    box = inbox(pub_pool, handle=counted)
+    box.optimistic_claim = True
+    await box.process(records(values[:3]))  # all new: claimed without reading the ids back
+    await box.process(records(values + values[:1]))  # three again, one of them twice, and two new
+    first = await snapshot(pub_pool)
+    assert first[0] == [(f"RC-{i}", "filed", 1) for i in range(5)] and first[1:3] == (5, 5)
+    await box.process(records(values))
+    assert await snapshot(pub_pool) == first
+    assert handed == [3, 2]  # only the new ones ever reached the handler
+
+
 POISON = {
     "bad_json": b"{nope",
     "unknown_type": orjson.dumps({"event_type": "Nope", "schema_version": 1, "payload": {}}),

@@ -147,13 +147,19 @@ class _EpochClock:
 
     def __init__(self) -> None:
         self.known: list[tuple[datetime, datetime, str]] = []
+        self.last: tuple[datetime, datetime, str] | None = None  # most events fall where the one before did
 
     def __call__(self, recorded_at: datetime) -> str:
-        for low, high, epoch in self.known:
-            if low < recorded_at <= high:
-                return epoch
+        last = self.last
+        if last is not None and last[0] < recorded_at <= last[1]:
+            return last[2]
+        for bounds in self.known:
+            if bounds[0] < recorded_at <= bounds[1]:
+                self.last = bounds
+                return bounds[2]
         epoch = epoch_of(recorded_at)
-        self.known.append((cutoff(previous_month(epoch)), cutoff(epoch), epoch))
+        self.last = (cutoff(previous_month(epoch)), cutoff(epoch), epoch)
+        self.known.append(self.last)
         return epoch
 
 
