@@ -132,9 +132,17 @@ def run(
     return asyncio.run(load.run_rate(system.intake(), system.public(), system.key, rate, seconds, drain_s, sent))
 
 
+LATE_MS = 100.0  # a generator further behind its own schedule than this was starved of CPU: the run says so
+
+
 def summarise(tally: load.Tally, rate: float, seconds: float) -> dict[str, Any]:
     visible = load.percentiles(tally.visible_ms())
     intake = load.percentiles(tally.intake_ms)
+    if tally.late_s * 1000 > LATE_MS:
+        console.print(
+            f"[yellow]the load generator fell {tally.late_s:.1f} s behind its schedule at {rate:.0f}/s: this machine "
+            "could not run it on time; the latencies include that[/yellow]"
+        )
     return {
         "rate": rate,
         "seconds": seconds,
@@ -142,6 +150,7 @@ def summarise(tally: load.Tally, rate: float, seconds: float) -> dict[str, Any]:
         "accepted": len(tally.accepted),
         "errors": tally.errors,
         "never_public": len(tally.pending),
+        "watch_errors": tally.watch_errors,
         "generator_late_ms": tally.late_s * 1000,
         "visible_ms": visible,
         "intake_ms": intake,
