@@ -78,6 +78,7 @@ from services.common.contracts import (
 from services.common.db import create_pool, migrate
 from services.common.inbox import Inbox, Record
 from services.common.topics import COMMANDS, OUTCOMES
+from services.common.worker import tune_gc
 from services.rectification.domain.calendar import SHANGHAI, WorkCalendar, load_calendar, to_local
 from services.rectification.domain.time_limits import TimeLimitPolicy, load_time_limits
 from services.rectification.entrypoints.commands import command_handler
@@ -381,6 +382,7 @@ def _rectify_worker(
                 handle=command_handler(load_rules(), StateCache()),
             )
             polls = [records[i : i + batch] for i in range(0, len(records), batch)]
+            tune_gc()  # as the worker does at start
             await asyncio.to_thread(barrier.wait)
             cpu = time.process_time()
             for n, poll in enumerate(polls):

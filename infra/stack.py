@@ -103,22 +103,32 @@ def start_postgres(base: Path, durable: bool) -> dict[str, object]:
             ]
         ),
     )
-    port = free_port()
+    return start_cluster(data, free_port(), durable)
+
+
+def start_cluster(data: Path, port: int, durable: bool) -> dict[str, object]:
+    """Start the cluster in ``data`` on ``port`` (again, after a crash: it recovers from its WAL first)."""
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c max_connections=200"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     _run(
         "pg_ctl start",
         _as_postgres(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "server.log"), "-o", options, "start"]
+            [str(pg_bin() / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "server.log"), "-o", options, "start"]
         ),
     )
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
     return {"pid": pid, "port": port, "data": str(data)}
 
 
-def start_broker(base: Path) -> dict[str, object]:
-    port = free_port()
+def crash_postgres(data: Path) -> None:
+    """Stop the cluster the way a crash does (``pg_ctl stop -m immediate``: no checkpoint, recovery at next start)."""
+    _run("pg_ctl stop", _as_postgres([str(pg_bin() / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"]))
+
+
+def start_broker(base: Path, port: int | None = None) -> dict[str, object]:
+    """Start tansu on ``port`` (default: a free one). It keeps everything in memory: a restart starts empty."""
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = open(base / "broker.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(

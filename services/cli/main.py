@@ -8,6 +8,7 @@ rectify seed               replay a simulated month of cases through the running
 rectify import FILE        file a hotline export (CSV or JSONL) through the intake API
 rectify down               stop what a `rectify up` in another terminal started
 rectify outbox             outbox backlog per service and topic
+rectify outbox replay      refill a broker that lost its data from the outboxes, in order
 rectify dlq list|redrive   list and re-drive dead letters
 rectify bench [NAME]       run the benchmarks in bench/
 rectify verify --url URL   check the public ledger's chain and recompute its rankings
@@ -31,7 +32,8 @@ from rich.table import Table
 
 from services.cli.import_cmd import import_records
 from services.cli.local import LocalSystem
-from services.cli.ops import bench, dlq_app, down, outbox, record_up
+from services.cli.ops import bench, dlq_app, down, record_up
+from services.cli.outbox_cmds import outbox_app
 from services.cli.processes import PROCESSES
 from services.cli.rebuild import rebuild_app
 from services.cli.scoring_cmds import ranking_app
@@ -44,7 +46,7 @@ app.add_typer(ranking_app, name="ranking")
 app.add_typer(rebuild_app, name="rebuild")
 app.command("import")(import_records)
 app.add_typer(dlq_app, name="dlq")
-app.command("outbox")(outbox)
+app.add_typer(outbox_app, name="outbox")
 app.command("bench")(bench)
 app.command("down")(down)
 app.command("verify")(verify_command)

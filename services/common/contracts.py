@@ -922,11 +922,23 @@ def _envelope_dict(envelope: BaseModel, payload: Message, type_key: str) -> dict
 
 
 def encode_event(envelope: EventEnvelope) -> bytes:
-    return orjson.dumps(_envelope_dict(envelope, envelope.payload, "event_type"))
+    payload = envelope.payload
+    if envelope.event_type == payload.message_type and envelope.schema_version == payload.schema_version:
+        return _to_json(envelope)
+    return orjson.dumps(_envelope_dict(envelope, payload, "event_type"))
 
 
 def encode_command(envelope: CommandEnvelope) -> bytes:
-    return orjson.dumps(_envelope_dict(envelope, envelope.payload, "command_type"))
+    payload = envelope.payload
+    if envelope.command_type == payload.message_type and envelope.schema_version == payload.schema_version:
+        return _to_json(envelope)
+    return orjson.dumps(_envelope_dict(envelope, payload, "command_type"))
+
+
+def _to_json(envelope: BaseModel) -> bytes:
+    """The same bytes as ``orjson.dumps(_envelope_dict(...))`` when the envelope names its payload's type and version
+    (as ``wrap_event`` and decoding make it), in one pass: the payload by its own class, not the declared base."""
+    return envelope.__pydantic_serializer__.to_json(envelope, serialize_as_any=True)
 
 
 def _load(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:

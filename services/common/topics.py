@@ -73,3 +73,12 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SUBMISSIONS_IN,
     RANKINGS,
 )
+
+
+def relay_marker(schema: str) -> TopicSpec:
+    """The topic that says a service's outbox is on this broker: nobody produces to it or reads it.
+
+    The service's relay creates it after marking its outbox for publishing again on a broker that lacked it (the
+    local in-memory broker restarted empty, or a new cluster). Not in ``ALL_TOPICS``: it carries no messages.
+    """
+    return TopicSpec(f"rectify.relay.{schema}.marker", 1, "none", f"{schema}'s outbox is on this broker (empty).")

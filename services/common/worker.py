@@ -10,6 +10,7 @@ first use, never at import time.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -172,10 +173,19 @@ def add_outbox_relay(runtime: Runtime) -> None:
             service=runtime.service,
             schema=runtime.schema,
             idle_wait_s=runtime.settings.outbox_poll_interval_s * 10,
+            bootstrap=runtime.settings.kafka_bootstrap_servers,
         )
         await relay.run()
 
     runtime.background(relay_outbox)
+
+
+def tune_gc() -> None:
+    """For a worker that keeps many objects (a hot cache) and allocates a few per message: freeze what start-up
+    made, so the collector stops rescanning it, and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def run_worker(app: faust.App, loglevel: str = "INFO") -> None:

@@ -25,7 +25,15 @@ from services.common.outbox import OutgoingMessage
 from services.common.topics import CASE_EVENTS, OUTCOMES, PUBLIC_CASES
 from services.rectification.adapters.event_store import ConcurrencyConflict, EventStore
 from services.rectification.domain.calendar import WorkCalendar
-from services.rectification.domain.case import CaseState, Context, Refused, decide, evolve, public_view
+from services.rectification.domain.case import (
+    CaseState,
+    Context,
+    Refused,
+    decide,
+    evolve,
+    public_changed,
+    public_view,
+)
 from services.rectification.domain.time_limits import TimeLimitPolicy
 
 SYSTEM = Actor(agency_id="rectification", role=Role.SYSTEM)
@@ -61,12 +69,15 @@ def derived_id(source: uuid.UUID, purpose: str) -> uuid.UUID:
 
 @dataclass
 class Decisions:
-    """What deciding a batch produced: events to append, messages to send, each command's outcome, final states."""
+    """What deciding a batch produced: events to append, messages to send, each command's outcome, final states
+    (and the states the batch started from)."""
 
     appended: list[EventEnvelope] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)  # encode_event of each appended envelope
     outgoing: list[OutgoingMessage] = field(default_factory=list)
     outcomes: list[tuple[CommandEnvelope, Refused | None]] = field(default_factory=list)
     states: dict[str, CaseState | None] = field(default_factory=dict)
+    before: dict[str, CaseState | None] = field(default_factory=dict)
 
 
 def decide_batch(
@@ -108,6 +119,7 @@ def decide_commands(
         for env in history:
             state = evolve(state, env.payload, case_id)
         out.states[case_id] = state
+    out.before = dict(out.states)
     queue: deque[tuple[CommandEnvelope, bool]] = deque((cmd, True) for cmd in commands)
     while queue:
         cmd, submitted = queue.popleft()
@@ -131,8 +143,7 @@ def decide_commands(
                 out.outgoing.append(_outcome(cmd, refusal, state, now))
             continue
         for i, payload in enumerate(events):
-            before = public_view(state, calendar) if state is not None else None
-            state = evolve(state, payload, cmd.case_id)
+            before, state = state, evolve(state, payload, cmd.case_id)
             env = wrap_event(
                 payload,
                 event_id=derived_id(cmd.command_id, f"event:{i}"),
@@ -144,12 +155,13 @@ def decide_commands(
                 correlation_id=cmd.correlation_id,
                 causation_id=cmd.command_id,
             )
+            message = OutgoingMessage.event(CASE_EVENTS, env)
             out.appended.append(env)
-            out.outgoing.append(OutgoingMessage.event(CASE_EVENTS, env))
-            after = public_view(state, calendar)
-            if after != before:  # internal steps (an extension request, a linked co-complainant) show nothing new
+            out.encoded.append(message.value)
+            out.outgoing.append(message)
+            if public_changed(before, state):  # internal steps (an extension request, a co-complainant) show nothing
                 public = wrap_event(
-                    after,
+                    public_view(state, calendar),
                     event_id=derived_id(env.event_id, "public"),
                     stream_id=cmd.case_id,
                     stream_version=state.version,
@@ -313,7 +325,7 @@ async def apply_commands(
             known=known,
         )
         try:
-            await store.append(decisions.appended)
+            await store.append(decisions.appended, decisions.encoded)
         except ConcurrencyConflict:
             if cache is not None:
                 cache.drop(ids)

@@ -13,7 +13,16 @@ from services.common.metrics import serve_metrics
 from services.common.reference import reference
 from services.common.settings import Settings, get_settings
 from services.common.topics import COMMANDS
-from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker, utcnow
+from services.common.worker import (
+    Runtime,
+    add_batch_agent,
+    add_outbox_relay,
+    make_app,
+    prepare,
+    run_worker,
+    tune_gc,
+    utcnow,
+)
 from services.rectification.case_gauges import run_case_gauges
 from services.rectification.domain.calendar import load_calendar
 from services.rectification.domain.time_limits import load_time_limits
@@ -72,4 +81,6 @@ def main() -> None:
     settings = get_settings()
     asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
     serve_metrics(settings.metrics_port, settings.metrics_host)
-    run_worker(build_app(settings), settings.log_level)
+    app = build_app(settings)
+    tune_gc()  # the case cache holds up to case_cache_size states: do not rescan them every few hundred commands
+    run_worker(app, settings.log_level)

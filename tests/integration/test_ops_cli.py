@@ -72,6 +72,26 @@ def test_outbox_and_dead_letters_listed_and_redriven(dsn: str, monkeypatch: pyte
         get_settings.cache_clear()
 
 
+def test_outbox_replay_marks_every_row_for_publishing_again(
+    dsn: str, bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rectify outbox replay`: every published row of the service's outbox is marked unpublished again (no relay
+    runs here, so they stay so)."""
+    from services.common.settings import get_settings
+
+    asyncio.run(_fill(dsn))
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    get_settings.cache_clear()
+    try:
+        assert "backlog in all: 1" in run(dsn, "outbox", "--service", "publicity")
+        out = run(dsn, "outbox", "replay", "--service", "publicity")
+        assert "publicity" in out and "1" in out
+        assert "backlog in all: 2" in run(dsn, "outbox", "--service", "publicity")
+    finally:
+        get_settings.cache_clear()
+
+
 def test_redrive_needs_an_id_or_all() -> None:
     result = CliRunner().invoke(app, ["dlq", "redrive", "--service", "publicity"])
     assert result.exit_code == 2

@@ -22,6 +22,8 @@ NEVER_CRASH    any command by any actor in any state yields events or a Refused,
 CONTRACTS      every event survives its JSON round trip unchanged.
 PUBLIC_TEXT    no PublicCaseChanged carries text that was not approved through PublishCase: every other text
                carries a marker that never appears in the public view.
+PUBLIC_CHANGE  ``public_changed`` (what the service asks before it publishes a view) says the public view moved
+               exactly when the views before and after an event differ.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from services.rectification.domain.case import (
     evolve,
     fold,
     holdups,
+    public_changed,
     public_view,
 )
 from tests.unit.test_case_decider import CALENDAR, POLICY, UNITS
@@ -294,7 +297,10 @@ def test_random_command_sequences_keep_the_invariants(data: st.DataObject) -> No
             continue
         assert new, "a command that is not refused yields at least one event"
         for event in new:
-            run.state = evolve(run.state, event, run.case_id)
+            previous, run.state = run.state, evolve(run.state, event, run.case_id)
+            # PUBLIC_CHANGE
+            moved = public_view(previous, CALENDAR) != public_view(run.state, CALENDAR)
+            assert public_changed(previous, run.state) == moved, type(event).__name__
         run.events += new
         check_after(run, new)
     # REPLAY

@@ -21,7 +21,9 @@ class EventStore(Protocol):
         self, stream_ids: Iterable[str], after: dict[str, int] | None = None
     ) -> dict[str, list[EventEnvelope]]: ...
 
-    async def append(self, envelopes: list[EventEnvelope]) -> None: ...
+    async def append(self, envelopes: list[EventEnvelope], encoded: list[bytes] | None = None) -> None:
+        """Append with expected versions. ``encoded``, when given, is ``encode_event`` of each envelope."""
+        ...
 
 
 class PostgresEventStore:
@@ -48,9 +50,11 @@ class PostgresEventStore:
             streams[row["stream_id"]].append(decode_event(row["envelope"]))
         return dict(streams)
 
-    async def append(self, envelopes: list[EventEnvelope]) -> None:
+    async def append(self, envelopes: list[EventEnvelope], encoded: list[bytes] | None = None) -> None:
         if not envelopes:
             return
+        if encoded is None:
+            encoded = [encode_event(e) for e in envelopes]
         expected = _expected_heads(envelopes)
         try:
             async with self.conn.transaction():
@@ -77,7 +81,7 @@ class PostgresEventStore:
                     [e.schema_version for e in envelopes],
                     [e.occurred_at for e in envelopes],
                     [e.recorded_at for e in envelopes],
-                    [encode_event(e).decode() for e in envelopes],
+                    [value.decode() for value in encoded],
                 )
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyConflict(str(exc)) from exc
@@ -102,12 +106,12 @@ class InMemoryEventStore:
         found = {s: self.streams[s][after.get(s, 0) :] for s in set(stream_ids) if self.streams.get(s)}
         return {s: events for s, events in found.items() if events}
 
-    async def append(self, envelopes: list[EventEnvelope]) -> None:
+    async def append(self, envelopes: list[EventEnvelope], encoded: list[bytes] | None = None) -> None:
         staged: dict[str, int] = {}
         for e in envelopes:
             current = staged.get(e.stream_id, len(self.streams[e.stream_id]))
             if e.stream_version != current + 1:
                 raise ConcurrencyConflict(f"{e.stream_id}: expected version {current + 1}, got {e.stream_version}")
             staged[e.stream_id] = e.stream_version
-        for e in envelopes:
-            self.streams[e.stream_id].append(decode_event(orjson.loads(encode_event(e))))
+        for e, value in zip(envelopes, encoded or [encode_event(e) for e in envelopes], strict=True):
+            self.streams[e.stream_id].append(decode_event(orjson.loads(value)))

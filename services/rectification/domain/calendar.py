@@ -21,9 +21,10 @@ the explicit loaders.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -137,6 +138,12 @@ class WorkCalendar:
     library_workdays: frozenset[date] = field(repr=False)
     extra_holidays: frozenset[date] = field(repr=False)
     extra_workdays: frozenset[date] = field(repr=False)
+    _measured: Callable[[datetime, datetime], timedelta] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The same spans are measured again and again (every public view of a case re-measures its closed spells),
+        # so remember the latest ones; the calendar is immutable, so a remembered answer never goes stale.
+        object.__setattr__(self, "_measured", lru_cache(maxsize=1 << 16)(self._working_time_between))
 
     @classmethod
     def build(cls, overrides: CalendarOverrides | None = None) -> WorkCalendar:
@@ -218,6 +225,9 @@ class WorkCalendar:
 
     def working_time_between(self, a: datetime, b: datetime) -> timedelta:
         """The part of [a, b) that falls on working days (local midnight to midnight); zero when b <= a."""
+        return self._measured(a, b)
+
+    def _working_time_between(self, a: datetime, b: datetime) -> timedelta:
         a, b = to_local(a), to_local(b)
         if b <= a:
             return timedelta(0)

@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from services.common.contracts import (
@@ -1015,7 +1016,10 @@ def longest_holder(
 
 
 def public_view(state: CaseState, calendar: WorkCalendar | None = None) -> PublicCaseChangedV2:
-    """What the public may know of the case now: allow-listed fields, approved text only, and who held it up."""
+    """What the public may know of the case now: allow-listed fields, approved text only, and who held it up.
+
+    Reads exactly what ``_shown`` lists: keep the two in step (a test checks they agree).
+    """
     return PublicCaseChangedV2(
         case_id=state.case_id,
         status=state.status,
@@ -1029,19 +1033,54 @@ def public_view(state: CaseState, calendar: WorkCalendar | None = None) -> Publi
         result_summary=state.result_summary,
         exposed=state.exposed,
         entry=state.timeline[-1],
-        overdue=state.status in UNIT_STATUSES and (DeadlineKind.RECTIFICATION, state.rectify_due) in state.marked,
+        overdue=_overdue(state),
         reopen_count=state.reopen_count,
         escalations=state.escalations,
-        holds=tuple(
-            PublicHold(
-                step=h.step,
-                holder=h.holder,
-                started_at=h.started_at,
-                ended_at=h.ended_at,
-                working_days=round(h.working_days, 4) if h.ended_at is not None else None,
-            )
-            for h in holdups(state, calendar)
-        ),
+        holds=tuple(public_hold(h, calendar) for h in state.holds),
+    )
+
+
+def _overdue(state: CaseState) -> bool:
+    return state.status in UNIT_STATUSES and (DeadlineKind.RECTIFICATION, state.rectify_due) in state.marked
+
+
+def _shown(state: CaseState) -> tuple[object, ...]:
+    """Everything ``public_view`` reads of the case: states with equal ``_shown`` have equal public views."""
+    return (
+        state.case_id,
+        state.status,
+        state.category,
+        state.unit_id,
+        state.responsible_unit_id,
+        state.filed_at,
+        state.rectify_due,
+        state.redo_count,
+        state.problem_summary,
+        state.result_summary,
+        state.exposed,
+        state.timeline[-1],
+        _overdue(state),
+        state.reopen_count,
+        state.escalations,
+        state.holds,
+    )
+
+
+def public_changed(before: CaseState | None, after: CaseState) -> bool:
+    """Whether the public view of ``after`` differs from that of ``before`` (None: a new case), without building
+    either view: internal steps (an extension request, a linked co-complainant) change nothing the public sees."""
+    return before is None or _shown(before) != _shown(after)
+
+
+@lru_cache(maxsize=1 << 16)
+def public_hold(hold: Hold, calendar: WorkCalendar | None = None) -> PublicHold:
+    """One spell as the public sees it. Remembered: a case's earlier spells reappear in each of its public views."""
+    return PublicHold(
+        step=hold.step,
+        holder=hold.holder,
+        started_at=hold.started_at,
+        ended_at=hold.ended_at,
+        working_days=None if hold.ended_at is None else round(_elapsed(hold.started_at, hold.ended_at, calendar), 4),
     )
 
 

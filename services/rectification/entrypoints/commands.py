@@ -12,7 +12,7 @@ from services.common.inbox import Decoded, Handler
 from services.common.metrics import COMMANDS_DECIDED
 from services.common.outbox import enqueue
 from services.rectification.adapters.event_store import PostgresEventStore
-from services.rectification.adapters.projections import refresh_projections
+from services.rectification.adapters.projections import update_projections
 from services.rectification.service import Rules, StateCache, apply_commands
 
 
@@ -25,7 +25,7 @@ def command_handler(rules: Rules, cache: StateCache | None = None) -> Handler[Co
             **rules.kwargs(),  # type: ignore[arg-type]
         )
         await enqueue(conn, decisions.outgoing)
-        await refresh_projections(conn, decisions.states, {e.stream_id for e in decisions.appended}, rules.calendar)
+        await update_projections(conn, decisions.before, decisions.states, rules.calendar)
         counts = Counter("refused" if refusal else "applied" for _, refusal in decisions.outcomes)
         for outcome, n in counts.items():
             COMMANDS_DECIDED.labels(outcome).inc(n)
