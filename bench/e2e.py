@@ -390,6 +390,7 @@ def throughput(system: BenchSystem, rates: list[float], seconds: float, work: Pa
     machine_used = cpu.pop("machine")
     busiest = max((k for k in cpu if k != "load generator (bench)"), key=lambda k: cpu[k])
     total = sum(cpu.values())
+    profiled = max(bottleneck_step["hottest"], key=lambda k: cpu.get(k, 0.0))  # the busiest Python process
     cores = os.cpu_count() or 1
     if machine_used >= 0.9 * cores and total < 0.6 * machine_used:
         verdict = f"the machine: {machine_used:.2f} of {cores} cores busy, {total:.2f} of them this system's"
@@ -402,7 +403,8 @@ def throughput(system: BenchSystem, rates: list[float], seconds: float, work: Pa
         "bottleneck": busiest,
         "our_cpu_used": total,
         "machine_cpu_used": machine_used,
-        "hottest": bottleneck_step["hottest"].get(busiest, {"self": [], "ours": []}),
+        "profiled": profiled,
+        "hottest": bottleneck_step["hottest"].get(profiled, {"self": [], "ours": []}),
     }
     console.print(f"bottleneck at {bottleneck_step['rate']:.0f}/s: {verdict}")
     console.print(
@@ -411,7 +413,7 @@ def throughput(system: BenchSystem, rates: list[float], seconds: float, work: Pa
         f"{machine_used:.2f} of {os.cpu_count()}"
     )
     for kind, frames in report.details["throughput"]["hottest"].items():
-        console.print(f"  py-spy, {busiest}, {kind}:")
+        console.print(f"  py-spy, {profiled}, {kind}:")
         for frame, share in frames:
             console.print(f"    {share:5.1%}  {frame}")
     with bare_endpoint(work / "bare-wrk.log") as bare_url:

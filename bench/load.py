@@ -9,10 +9,11 @@ filing included (``public_view`` in services/rectification/domain/case.py), so a
 JSON API at once with its category, unit, status ``filed`` and timeline; its summaries stay empty until the
 supervisor approves them at publication (DOMAIN.md: the public sees cases with status and dated timeline, and
 approved text only). Visibility is therefore the case appearing in ``GET /api/v1/cases``, the public listing,
-newest filed first, 200 a page: every 10 ms its first page (and the next while they show awaited cases), every
-250 ms every page down to the oldest case still awaited (see ``watch``). A case is visible at the moment the answer
-that first lists it arrived: the resolution is 10 ms for a case that appears among the 200 newest, 250 ms behind
-them (under load, add the time an answer takes). A case listed before its own 202 came back counts as 0.
+newest filed first: every 10 ms its first page of 50 (and the next while they show awaited cases), every 250 ms
+every page of 200 down to the oldest case still awaited (see ``watch``). A case is visible at the moment the answer
+that first lists it arrived: the resolution is 10 ms for a case that appears among the 50 newest, 250 ms behind
+them (under load, add the time an answer takes). The watcher's requests are load on publicity-web (about 100
+small listings a second), as real readers would be. A case listed before its own 202 came back counts as 0.
 
 The watcher sends no ``If-None-Match``: publicity-web reads its projection's change counter at most once a second
 for its validators, so a conditional request may be answered 304 for up to a second after a change; the figures
@@ -136,9 +137,9 @@ async def generate(
 async def watch(session: aiohttp.ClientSession, public: str, tally: Tally, stop: asyncio.Event) -> None:
     """Sweep the public listing until ``stop`` is set; record when each of our cases is first listed.
 
-    Every 10 ms the first page, and the next ones while they still show cases it waited for; every 250 ms a full
-    sweep down to the oldest case still awaited. So the watcher's own load stays small when the system keeps up
-    (one page), and a case made public behind 200 newer ones is still found, within 250 ms."""
+    Every 10 ms the first page of 50, and the next ones while they still show cases it waited for; every 250 ms a
+    full sweep (pages of 200) down to the oldest case still awaited. So the watcher's own load stays small when the
+    system keeps up (one page), and a case made public behind newer ones is still found, within 250 ms."""
     last_full = 0.0
     while not stop.is_set():
         began = time.monotonic()
@@ -151,9 +152,10 @@ async def watch(session: aiohttp.ClientSession, public: str, tally: Tally, stop:
             floor = time.time() - 2
         else:
             floor = max(tally.oldest_wall, time.time() - (began - waiting_since) - 2)
+        size = 200 if full else 50  # the frequent sweep asks for less: its answers are the watcher's own load
         for page in range(1, 201):
             try:
-                async with session.get(f"{public}/api/v1/cases", params={"size": 200, "page": page}) as r:
+                async with session.get(f"{public}/api/v1/cases", params={"size": size, "page": page}) as r:
                     body = await r.read()
                     arrived = time.monotonic()
                 cases = orjson.loads(body)["cases"]
@@ -164,7 +166,7 @@ async def watch(session: aiohttp.ClientSession, public: str, tally: Tally, stop:
             for case in cases:
                 tally.seen.setdefault(case["case_id"], arrived)
                 found += tally.pending.pop(case["case_id"], None) is not None
-            if len(cases) < 200 or datetime.fromisoformat(cases[-1]["filed_at"]).timestamp() < floor:
+            if len(cases) < size or datetime.fromisoformat(cases[-1]["filed_at"]).timestamp() < floor:
                 break
             if not full and not found:
                 break
