@@ -10,18 +10,21 @@ Every part starts the broker (tansu), a durable PostgreSQL and every service pro
 
 - **latency**: open-loop filing at 50, 200 and 1,000 complaints/s (``bench/load.py``); p50, p99 and max of the
   time from intake's 202 to the case being listed by the public JSON API; intake's own p99 from the scheduled
-  send. The bare baseline is the same generator against a bare FastAPI endpoint (``bench/bare_app.py``).
+  send; the time per hop from the services' own timestamps; one broker hop per consumer fetch wait
+  (``bench/broker_hop.py``). The bare baseline is the same generator against a bare FastAPI endpoint
+  (``bench/bare_app.py``).
 - **throughput**: rate steps until one leaves a queue growing (everything sent and not yet public grows over the
   step's second half faster than 5 % of the rate, or intake answers fewer than 95 % on time); CPU per process
   from ``/proc`` and a py-spy profile of every service process on every step; the bottleneck is the busiest
-  process of the first step that failed, with its hottest functions.
+  process of the first step that failed, with its hottest functions (or the machine, when other processes than
+  this system's took most of its CPU).
 - **scale**: per history size, a month of cases simulated by the real decider is written through the real
   writers (rectification's event store ``PostgresEventStore.append``; the publicity projection's
   ``apply_public_facts``/``apply_rankings``, as bench/publicity.py loads it) and copied inside PostgreSQL to
   the size; then the end-to-end p99 at 200/s, the p99 of the public pages (wrk: leaderboard and a random case
   page), each process's resident memory and PostgreSQL's bytes per case.
-- **rebuild**: every projection that has a rebuild function (``REBUILDS``) replays the log of the latency run;
-  events per second.
+- **rebuild**: every projection that has a rebuild function (``REBUILDS``) replays the log of the latency run
+  into a shadow schema and compares it with the live one; records per second.
 - **faust vs bare**: ``bench/faust_bare.py`` in the same run.
 
 The result goes to ``.rectify/bench/e2e.json`` (figures, goals, baselines) for ``rectify bench``'s table; the last
@@ -42,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -54,7 +57,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import load
+from bench import broker_hop, load
 from bench.system import BenchSystem, CpuMeter, rss_mib, whole_system
 from services.cli.local import REPO, free_port
 from services.common.settings import Settings
@@ -97,7 +100,7 @@ class Report:
 
 
 @contextlib.contextmanager
-def bare_endpoint(log: Path) -> Any:
+def bare_endpoint(log: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port), "--log-level", "warning"],
@@ -252,10 +255,8 @@ def latency(system: BenchSystem, rates: list[float], seconds: float, work: Path,
             for name in ("p50", "max"):
                 report.add(Figure(f"202→public {name} at {rate:.0f}/s", v[name], "ms"))
     report.details["latency"] = rows
-    from bench.broker_hop import measure
-
     # 1500: what faust's aiokafka driver hard-codes; 500: aiokafka's default (the bare consumers); 20: tuned
-    hop = measure(system.env["KAFKA_BOOTSTRAP_SERVERS"], [1500, 500, 20], 15)
+    hop = broker_hop.measure(system.env["KAFKA_BOOTSTRAP_SERVERS"], [1500, 500, 20], 15)
     report.details["broker_hop_ms"] = hop
     console.print(
         "one broker hop (produce → a waiting consumer has it): "
