@@ -55,27 +55,37 @@ class OutboxRelay:
         self.replays = 0  # times this relay found the broker without its outbox and published it all again
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch; return how many rows were published. First, if the broker lacks this outbox,
-        mark all of it for publishing again (``replay``)."""
-        if not await self.broker_holds_outbox():
+        """Publish up to one batch; return how many rows were published. If the broker lacks this outbox, mark all
+        of it for publishing again instead (``replay``); the next batch starts from its first row.
+
+        The broker is asked while PostgreSQL reads the batch, so the check's round trip overlaps the database's."""
+        held = asyncio.ensure_future(self.broker_holds_outbox())
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await self._next_batch(conn)
+                if await held and rows:
+                    await self._send(conn, rows)
+        finally:
+            held.cancel()
+        if not held.result():
             await self.replay()
-        async with self.pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1 || '-relay'))", self.schema)
-            if not locked:
-                return 0
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-                self.batch_size,
-            )
-            if not rows:
-                return 0
-            await self._send(conn, rows)
+            return 0
         topics: dict[str, int] = {}
         for row in rows:
             topics[row["topic"]] = topics.get(row["topic"], 0) + 1
         for topic, n in topics.items():
             MESSAGES_PRODUCED.labels(self.service, topic).inc(n)
         return len(rows)
+
+    async def _next_batch(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        """The oldest unpublished rows, if this relay holds the service's relay lock (else none)."""
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1 || '-relay'))", self.schema):
+            return []
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT id, topic, key, value, headers FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            self.batch_size,
+        )
+        return rows
 
     async def _send(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
         futures = []
@@ -114,6 +124,7 @@ class OutboxRelay:
             "the broker lacks this outbox (restarted empty, or new): publishing all of it again, in order",
             extra={"rows": marked, "marker": self.marker.name},
         )
+        self._wake.set()  # publish the first of them at once
         return marked
 
     async def backlog(self) -> int:
