@@ -9,8 +9,8 @@ full_page_writes at PostgreSQL's defaults: on), with two fresh databases in it, 
     records go, a poll (``--batch``, 500) at a time, through ``Inbox.process`` with the worker's real handler:
     decode, claim the message ids, load only what the hot ``StateCache`` lacks, decide, append with version
     checks, outbox rows (case event, public fact, outcome) and projections, one durable commit per poll.
-    Measured with one worker (the figure compared) and with two worker processes that split the cases, as two
-    workers splitting the partitions of the commands topic would.
+    Measured with one worker and with two worker processes that split the cases, as two workers splitting the
+    partitions of the commands topic would (one per core of the 2-core machine it was written on).
 (b) The ``eventsourcing`` library with its PostgreSQL persistence (``pip install -e '.[bench]'``): an
     ``Aggregate`` ``Case`` with the equivalent commands and checks, each command as that library is used:
     retrieve the aggregate, call the method, save (one durable commit per command). Measured with 1 and with 4
@@ -23,8 +23,9 @@ interleaves many cases, as a partition would. Every run is timed from the moment
 to the moment the last one has committed, then its store is counted: every command applied exactly once, no
 refusal, no dead letter, every case at version six, or the benchmark fails rather than print a figure.
 
-The last line printed is ``rectify X commands/s, eventsourcing Y commands/s (best of 1 and 4 workers), ratio
-R x (goal >= 10x)``. Kafka is not in the loop; see docs/benchmarks.md.
+Each side is compared in its best deployment measured: the last line printed is ``rectify X commands/s (best
+of 1 and 2 workers; 1 worker Z), eventsourcing Y commands/s (best of 1 and 4 workers), ratio R x (1 worker
+Z/Y x) (goal >= 10x)``. Kafka is not in the loop; see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -871,15 +872,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop(base)
 
-    rectify = next(r for r in results if r.system == "rectify" and r.workers == 1)
+    one = next(r for r in results if r.system == "rectify" and r.workers == 1)
+    rectify = max((r for r in results if r.system == "rectify"), key=lambda r: r.per_second)
     best = max((r for r in results if r.system.startswith("eventsourcing")), key=lambda r: r.per_second)
     print_table(results, rectify)
     load_after = os.getloadavg()[0]
     console.print(f"whole run {time.perf_counter() - started:.0f} s; load average after the run {load_after:.2f}")
     ratio = rectify.per_second / best.per_second
     print(
-        f"rectify {rectify.per_second:.0f} commands/s, eventsourcing {best.per_second:.0f} commands/s "
-        f"(best of 1 and 4 workers), ratio {ratio:.1f}x (goal >= {GOAL:.0f}x)",
+        f"rectify {rectify.per_second:.0f} commands/s (best of 1 and 2 workers; 1 worker {one.per_second:.0f}), "
+        f"eventsourcing {best.per_second:.0f} commands/s (best of 1 and 4 workers), ratio {ratio:.1f}x "
+        f"(1 worker {one.per_second / best.per_second:.1f}x) (goal >= {GOAL:.0f}x)",
         flush=True,
     )
     return 0
@@ -918,8 +921,8 @@ def print_table(results: list[Result], rectify: Result) -> None:
         )
     console.print(table)
     console.print(
-        "ratio: rectify with one worker (the figure compared) over that row's commands/s. CPU: of the worker "
-        "processes and of all PostgreSQL processes while timed, per command."
+        f"ratio: rectify's best ({rectify.workers} worker(s), the figure compared) over that row's commands/s. "
+        "CPU: of the worker processes and of all PostgreSQL processes while timed, per command."
     )
 
 

@@ -11,6 +11,17 @@ import orjson
 
 from services.common.contracts import EventEnvelope, decode_event, encode_event
 
+EVENT_COLUMNS = (
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "recorded_at",
+    "envelope",
+)
+
 
 class ConcurrencyConflict(Exception):
     """Another writer appended to the stream first; reload and decide again."""
@@ -69,19 +80,22 @@ class PostgresEventStore:
                         raise ConcurrencyConflict(
                             f"{stream_id}: expected version {head}, found {found.get(stream_id, 0)}"
                         )
-                await self.conn.execute(
-                    "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,"
-                    " occurred_at, recorded_at, envelope) "
-                    "SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[],"
-                    " $6::timestamptz[], $7::timestamptz[], $8::jsonb[])",
-                    [e.event_id for e in envelopes],
-                    [e.stream_id for e in envelopes],
-                    [e.stream_version for e in envelopes],
-                    [e.event_type for e in envelopes],
-                    [e.schema_version for e in envelopes],
-                    [e.occurred_at for e in envelopes],
-                    [e.recorded_at for e in envelopes],
-                    [value.decode() for value in encoded],
+                await self.conn.copy_records_to_table(  # binary COPY: far cheaper per row than unnest arrays
+                    "events",
+                    records=[
+                        (
+                            e.event_id,
+                            e.stream_id,
+                            e.stream_version,
+                            e.event_type,
+                            e.schema_version,
+                            e.occurred_at,
+                            e.recorded_at,
+                            value.decode(),
+                        )
+                        for e, value in zip(envelopes, encoded, strict=True)
+                    ],
+                    columns=EVENT_COLUMNS,
                 )
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyConflict(str(exc)) from exc
