@@ -59,7 +59,13 @@ def fingerprint(raw_body: bytes) -> bytes:
 
 def case_number(received_at: datetime, seq: int) -> str:
     """Human-readable case id: RC-<China date>-<6-digit sequence>."""
-    return f"RC-{received_at.astimezone(CHINA):%Y%m%d}-{seq:06d}"
+    return case_numbers(received_at, [seq])[0]
+
+
+def case_numbers(received_at: datetime, seqs: list[int]) -> list[str]:
+    """The case ids of one batch, received at the same moment (the date is formatted once)."""
+    day = f"{received_at.astimezone(CHINA):%Y%m%d}"
+    return [f"RC-{day}-{seq:06d}" for seq in seqs]
 
 
 def complainant_ref() -> str:

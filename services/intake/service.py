@@ -2,10 +2,11 @@
 
 Every way in (HTTP, Open311, the Kafka ingestion topic, bulk import) hands a ``Submit`` to the
 ``Submitter``. Its writers take whatever submissions are waiting and store them in ONE transaction
-(group commit): the submissions, sealed complainant data, case access and the commands' outbox rows.
-Each caller's future resolves only after that transaction has committed, so an answer of success
-always means the submission is durable. Under light load a batch is a single submission, and no
-time is spent waiting to fill one.
+(group commit): the submissions, sealed complainant data, case access and the commands' outbox rows,
+all in one SQL statement, so one round trip carries the batch and its commit (the case numbers of new
+complaints are drawn just before). Each caller's future resolves only after that transaction has
+committed, so an answer of success always means the submission is durable. Under light load a batch
+is a single submission, and no time is spent waiting to fill one.
 
 Idempotency: a submission with an agency's Idempotency-Key that was seen before (in an earlier batch,
 in the same batch, or by another intake process at the same moment) gets the earlier submission, or
@@ -26,12 +27,12 @@ import asyncpg
 
 from services.common.contracts import Command, CommandEnvelope, FileComplaint
 from services.common.metrics import SUBMISSIONS_PER_COMMIT
-from services.common.outbox import OutgoingMessage, enqueue
+from services.common.outbox import OutgoingMessage
 from services.common.topics import COMMANDS
 from services.intake.adapters import repository as repo
 from services.intake.adapters.repository import Agency, Submission
 from services.intake.adapters.vault import Contact, Vault
-from services.intake.domain import case_number
+from services.intake.domain import case_numbers
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Submit:
 
 class Submitter:
     def __init__(
-        self, pool: asyncpg.Pool, vault: Vault, clock: Callable[[], datetime], *, writers: int = 4, max_batch: int = 256
+        self, pool: asyncpg.Pool, vault: Vault, clock: Callable[[], datetime], *, writers: int = 2, max_batch: int = 256
     ) -> None:
         self.pool = pool
         self.vault = vault
@@ -104,41 +105,23 @@ class Submitter:
                 batch[0].future.set_exception(exc)
 
     async def write(self, batch: list[Submit]) -> None:
-        """Store a batch in one transaction, then resolve every caller's future."""
+        """Store a batch in one statement (its own transaction, one commit), then resolve every caller's future."""
         now = self.clock()
         results: dict[int, Submission | Exception | _Same] = {}
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             fresh = await self._resolve_replays(conn, batch, results)
-            numbers = await repo.next_case_seqs(conn, sum(1 for i in fresh if batch[i].case_id is None))
-            planned: dict[int, tuple[Submission, Command]] = {}
+            seqs = await repo.next_case_seqs(conn, sum(1 for i in fresh if batch[i].case_id is None))
+            new_ids = iter(case_numbers(now, seqs))  # in ascending order, to the filings in batch order
+            planned: dict[int, repo.NewSubmission] = {}
             for i in fresh:
                 item = batch[i]
-                case_id = item.case_id or case_number(now, numbers.pop())
-                command = item.command(case_id)
-                planned[i] = (
-                    Submission(
-                        submission_id=uuid.uuid4(),
-                        agency_id=item.who.agency_id,
-                        idempotency_key=item.idempotency_key,
-                        request_hash=item.digest,
-                        command_type=command.message_type,
-                        case_id=case_id,
-                        status="received",
-                        code=None,
-                        reason=None,
-                        case_version=None,
-                        received_at=now,
-                        decided_at=None,
-                        complainant_ref=item.complainant_ref,
-                    ),
-                    command,
-                )
-            stored = await repo.insert_submissions(conn, [s for s, _ in planned.values()])
-            lost = [i for i, (s, _) in planned.items() if s.submission_id not in stored]
-            won = {i: planned[i] for i in planned if i not in lost}
-            await self._store_effects(conn, batch, won, now)
-            for i, (submission, _) in won.items():
-                results[i] = submission
+                case_id = item.case_id or next(new_ids)
+                planned[i] = self._plan(item, case_id, item.command(case_id), now)
+            stored = await repo.store_submissions(conn, list(planned.values()))
+        lost = [i for i, p in planned.items() if p.submission.submission_id not in stored]
+        for i, p in planned.items():
+            if i not in lost:
+                results[i] = p.submission
         self.commits += 1
         SUBMISSIONS_PER_COMMIT.observe(len(batch))
         for i in lost:  # another process stored the same key a moment ago: answer as it did
@@ -155,6 +138,44 @@ class Submitter:
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)
+
+    def _plan(self, item: Submit, case_id: str, command: Command, now: datetime) -> repo.NewSubmission:
+        """The submission's rows: itself, its command in the outbox, a filing's case access and sealed contact."""
+        submission = Submission(
+            submission_id=uuid.uuid4(),
+            agency_id=item.who.agency_id,
+            idempotency_key=item.idempotency_key,
+            request_hash=item.digest,
+            command_type=command.message_type,
+            case_id=case_id,
+            status="received",
+            code=None,
+            reason=None,
+            case_version=None,
+            received_at=now,
+            decided_at=None,
+            complainant_ref=item.complainant_ref,
+        )
+        envelope = CommandEnvelope(
+            command_id=submission.submission_id,
+            command_type=command.message_type,
+            schema_version=command.schema_version,
+            case_id=case_id,
+            issued_at=now,
+            actor=item.who.actor,
+            correlation_id=submission.submission_id,
+            payload=command,
+        )
+        sealed = None
+        if item.contact is not None and item.complainant_ref is not None:
+            sealed = (item.complainant_ref, *self.vault.seal(item.complainant_ref, item.contact))
+        return repo.NewSubmission(
+            submission=submission,
+            outbox=OutgoingMessage.command(COMMANDS, envelope),
+            files_case=item.case_id is None,
+            category=command.category if isinstance(command, FileComplaint) else None,
+            sealed=sealed,
+        )
 
     async def _resolve_replays(
         self, conn: asyncpg.Connection, batch: list[Submit], results: dict[int, Submission | Exception | _Same]
@@ -178,34 +199,6 @@ class Submitter:
                 first_in_batch[key] = i
                 fresh.append(i)
         return fresh
-
-    async def _store_effects(
-        self, conn: asyncpg.Connection, batch: list[Submit], won: dict[int, tuple[Submission, Command]], now: datetime
-    ) -> None:
-        sealed = []
-        filings = []
-        messages = []
-        for i, (submission, command) in won.items():
-            item = batch[i]
-            if item.contact is not None and item.complainant_ref is not None:
-                sealed.append((item.complainant_ref, *self.vault.seal(item.complainant_ref, item.contact)))
-            if item.case_id is None:
-                category = command.category if isinstance(command, FileComplaint) else None
-                filings.append((submission.case_id, item.who.agency_id, category))
-            envelope = CommandEnvelope(
-                command_id=submission.submission_id,
-                command_type=command.message_type,
-                schema_version=command.schema_version,
-                case_id=submission.case_id,
-                issued_at=now,
-                actor=item.who.actor,
-                correlation_id=submission.submission_id,
-                payload=command,
-            )
-            messages.append(OutgoingMessage.command(COMMANDS, envelope))
-        await repo.store_sealed(conn, sealed)
-        await repo.record_filings(conn, filings)
-        await enqueue(conn, messages)
 
     async def _replay(self, conn: asyncpg.Pool, item: Submit) -> Submission | Exception:
         assert item.idempotency_key is not None

@@ -16,7 +16,7 @@ from services.common.settings import Settings, get_settings
 from services.common.topics import OUTCOMES, SUBMISSIONS_IN, TopicSpec
 from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker, utcnow
 from services.intake.adapters.vault import Vault
-from services.intake.entrypoints.http import create_app
+from services.intake.entrypoints.http import create_app, tune_gc
 from services.intake.entrypoints.ingest import Ingestor
 from services.intake.entrypoints.outcomes import apply_outcomes
 from services.intake.service import Submitter
@@ -83,8 +83,10 @@ def main_http() -> None:
     settings = get_settings()
     asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
     serve_metrics(settings.metrics_port, settings.metrics_host)
+    app = build_http(settings)
+    tune_gc()
     uvicorn.run(
-        build_http(settings),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         log_level=settings.log_level.lower(),

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -9,7 +10,8 @@ import asyncpg
 import pytest
 
 from services.common.contracts import FileComplaint, Role
-from services.intake.adapters.repository import Agency, provision_agency
+from services.common.outbox import OutgoingMessage
+from services.intake.adapters.repository import Agency, NewSubmission, Submission, provision_agency, store_submissions
 from services.intake.adapters.vault import Contact, Vault
 from services.intake.service import IdempotencyConflict, Submit, Submitter
 from tests.integration.conftest import migrated_pool
@@ -17,6 +19,7 @@ from tests.integration.conftest import migrated_pool
 pytestmark = pytest.mark.integration
 HOTLINE = Agency("hotline", "12345", Role.CHANNEL, "hotline_12345", None)
 VAULT = Vault(os.urandom(32))
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -100,3 +103,26 @@ async def test_two_processes_racing_one_key_store_it_once(pool: asyncpg.Pool, ds
         await other_pool.close()
     assert len({r.submission_id for r in results}) == 1
     assert await counts(pool) == (1, 1, 1, 1)
+
+
+def planned(n: int, key: str | None) -> NewSubmission:
+    ref = f"cp-{n:020x}"
+    case_id = f"RC-20261123-{n:06d}"
+    submission = Submission(
+        uuid.uuid4(), "hotline", key, b"d", "FileComplaint", case_id, "received", None, None, None, NOW, None, ref
+    )
+    message = OutgoingMessage("rectify.commands", case_id, f'{{"n": {n}}}'.encode())
+    return NewSubmission(submission, message, files_case=True, category="inaction", sealed=(ref, b"s", b"k"))
+
+
+async def test_one_statement_stores_a_batch_and_skips_every_row_of_a_known_key(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        first = [planned(1, "dup"), planned(2, None), planned(3, "other")]
+        assert await store_submissions(conn, first) == {p.submission.submission_id for p in first}
+        again = [planned(4, "dup"), planned(5, None)]  # 4 reuses a stored key: none of its rows may appear
+        assert await store_submissions(conn, again) == {again[1].submission.submission_id}
+        keys = await conn.fetchval("SELECT count(*) FROM complainant_keys")
+        outbox = await conn.fetch("SELECT key, value FROM outbox ORDER BY id")
+    assert await counts(pool) == (4, 4, 4, 4)
+    assert keys == 4
+    assert [r["key"] for r in outbox] == [f"RC-20261123-{n:06d}" for n in (1, 2, 3, 5)]  # in submission order

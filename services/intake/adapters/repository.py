@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from services.common.contracts import Actor, Role
+from services.common.outbox import OutgoingMessage
 from services.intake.domain import new_api_key, secret_matches, split_api_key
 
 
@@ -134,27 +135,84 @@ async def next_case_seqs(conn: asyncpg.Connection, n: int) -> list[int]:
     if n == 0:
         return []
     rows = await conn.fetch("SELECT nextval('case_number') AS seq FROM generate_series(1, $1)", n)
-    return sorted((r["seq"] for r in rows), reverse=True)  # pop() hands them out in ascending order
+    return sorted(r["seq"] for r in rows)
 
 
-async def insert_submissions(conn: asyncpg.Connection, submissions: list[Submission]) -> set[uuid.UUID]:
-    """Insert in one statement; returns the ids stored. A submission whose (agency, key) exists is skipped."""
-    if not submissions:
+@dataclass(frozen=True, slots=True)
+class NewSubmission:
+    """A submission to store with what it brings along; the effects are written only if the submission is."""
+
+    submission: Submission
+    outbox: OutgoingMessage  # the command for rectification
+    files_case: bool = False  # a filing: its new case becomes visible to the filing agency
+    category: str | None = None  # the filed case's category
+    sealed: tuple[str, bytes, bytes] | None = None  # (complainant ref, sealed contact, wrapped data key)
+
+
+# One statement, so one round trip that commits on its own (the statement is its transaction): the submissions,
+# then only for those stored (an (agency, key) pair seen before is skipped) their sealed contact, the contact's key,
+# the case's access row and the outbox command, in submission order.
+_STORE = """
+WITH stored AS (
+    INSERT INTO submissions (submission_id, agency_id, idempotency_key, request_hash, command_type, case_id,
+                             received_at, complainant_ref)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[],
+                         $7::timestamptz[], $8::text[])
+    ON CONFLICT (agency_id, idempotency_key) DO NOTHING
+    RETURNING submission_id
+), contacts AS (
+    INSERT INTO complainants (complainant_ref, sealed)
+    SELECT v.ref, v.sealed FROM unnest($9::uuid[], $10::text[], $11::bytea[]) AS v(id, ref, sealed)
+    WHERE v.id IN (SELECT submission_id FROM stored)
+), contact_keys AS (
+    INSERT INTO complainant_keys (complainant_ref, wrapped_key)
+    SELECT v.ref, v.wrapped FROM unnest($9::uuid[], $10::text[], $12::bytea[]) AS v(id, ref, wrapped)
+    WHERE v.id IN (SELECT submission_id FROM stored)
+), access AS (
+    INSERT INTO case_access (case_id, filed_by, status, category)
+    SELECT v.case_id, v.agency_id, 'received', v.category
+    FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[]) AS v(id, case_id, agency_id, category)
+    WHERE v.id IN (SELECT submission_id FROM stored)
+), commands AS (
+    INSERT INTO outbox (topic, key, value)
+    SELECT v.topic, v.key, v.value
+    FROM unnest($1::uuid[], $17::text[], $18::text[], $19::bytea[]) WITH ORDINALITY AS v(id, topic, key, value, n)
+    WHERE v.id IN (SELECT submission_id FROM stored)
+    ORDER BY v.n
+)
+SELECT submission_id FROM stored
+"""
+
+
+async def store_submissions(conn: asyncpg.Connection, items: list[NewSubmission]) -> set[uuid.UUID]:
+    """Store submissions with their effects in one statement (one commit); returns the ids stored. A submission
+    whose (agency, idempotency key) exists already is skipped, and so are its effects."""
+    if not items:
         return set()
+    subs = [i.submission for i in items]
+    sealed = [(i.submission.submission_id, i.sealed) for i in items if i.sealed is not None]
+    filings = [i for i in items if i.files_case]
     rows = await conn.fetch(
-        "INSERT INTO submissions (submission_id, agency_id, idempotency_key, request_hash, command_type, case_id,"
-        " received_at, complainant_ref) "
-        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[],"
-        " $7::timestamptz[], $8::text[]) "
-        "ON CONFLICT (agency_id, idempotency_key) DO NOTHING RETURNING submission_id",
-        [s.submission_id for s in submissions],
-        [s.agency_id for s in submissions],
-        [s.idempotency_key for s in submissions],
-        [s.request_hash for s in submissions],
-        [s.command_type for s in submissions],
-        [s.case_id for s in submissions],
-        [s.received_at for s in submissions],
-        [s.complainant_ref for s in submissions],
+        _STORE,
+        [s.submission_id for s in subs],
+        [s.agency_id for s in subs],
+        [s.idempotency_key for s in subs],
+        [s.request_hash for s in subs],
+        [s.command_type for s in subs],
+        [s.case_id for s in subs],
+        [s.received_at for s in subs],
+        [s.complainant_ref for s in subs],
+        [sid for sid, _ in sealed],
+        [seal[0] for _, seal in sealed],
+        [seal[1] for _, seal in sealed],
+        [seal[2] for _, seal in sealed],
+        [i.submission.submission_id for i in filings],
+        [i.submission.case_id for i in filings],
+        [i.submission.agency_id for i in filings],
+        [i.category for i in filings],
+        [i.outbox.topic for i in items],
+        [i.outbox.key for i in items],
+        [i.outbox.value for i in items],
     )
     return {r["submission_id"] for r in rows}
 
@@ -189,35 +247,6 @@ class CaseAccess:
 
 
 _ACCESS_COLUMNS = "case_id, filed_by, status, responsible_unit_id, case_version, updated_at, category, filed_at"
-
-
-async def record_filings(conn: asyncpg.Connection, filings: list[tuple[str, str, str | None]]) -> None:
-    """(case id, filing agency, category) of new cases: who may see them until rectification says more."""
-    if filings:
-        await conn.execute(
-            "INSERT INTO case_access (case_id, filed_by, status, category)"
-            " SELECT c, a, 'received', k FROM unnest($1::text[], $2::text[], $3::text[]) AS t(c, a, k)",
-            [f[0] for f in filings],
-            [f[1] for f in filings],
-            [f[2] for f in filings],
-        )
-
-
-async def store_sealed(conn: asyncpg.Connection, sealed: list[tuple[str, bytes, bytes]]) -> None:
-    """(complainant ref, sealed contact, wrapped data key) rows for the vault."""
-    if not sealed:
-        return
-    refs = [s[0] for s in sealed]
-    await conn.execute(
-        "INSERT INTO complainants (complainant_ref, sealed) SELECT * FROM unnest($1::text[], $2::bytea[])",
-        refs,
-        [s[1] for s in sealed],
-    )
-    await conn.execute(
-        "INSERT INTO complainant_keys (complainant_ref, wrapped_key) SELECT * FROM unnest($1::text[], $2::bytea[])",
-        refs,
-        [s[2] for s in sealed],
-    )
 
 
 async def get_case_access(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> CaseAccess | None:
