@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,6 +159,7 @@ def run(events: int, rounds: int = 2, durable: bool = True) -> dict[str, Any]:
             faust_runs.append(run_faust(env, topic, events, work))
     finally:
         stack.stop(work / "stack")
+        shutil.rmtree(work, ignore_errors=True)
     best_faust = min(faust_runs, key=lambda r: r["seconds"])
     best_bare = min(bare_runs, key=lambda r: r["seconds"])
     return {
