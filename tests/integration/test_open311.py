@@ -286,7 +286,8 @@ async def test_the_migration_gives_cases_filed_before_it_their_category_and_time
             command.case_id,
             encode_command(command),
         )
-        assert await migrate(dsn, "intake", SERVICES / "intake" / "migrations") == ["intake/005_case_access_category"]
+        applied = await migrate(dsn, "intake", SERVICES / "intake" / "migrations")
+        assert applied[0] == "intake/005_case_access_category"  # later migrations follow it
         row = await conn.fetchrow("SELECT category, filed_at FROM case_access")
     finally:
         await conn.close()
