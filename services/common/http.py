@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any, TypeVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -19,6 +20,13 @@ from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+# The database down, restarting or out of reach: the request may be sent again (503), not a server bug (500).
+DATABASE_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 B = TypeVar("B", bound=BaseModel)
 
 
@@ -96,6 +104,19 @@ def install(app: FastAPI, service: str) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Not found", 405: "Method not allowed"}
         return Problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail)).response()
+
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable", extra={"path": request.url.path, "error": repr(exc)})
+        return Problem(
+            503,
+            "Service unavailable",
+            "the database is unavailable for a moment; send the request again (with the same Idempotency-Key,"
+            " it is never filed twice)",
+            retry_after=1,
+        ).response()
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _unavailable)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:

@@ -19,6 +19,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -152,7 +153,9 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
             # the deadline watcher scans every second (running_system), as in the other end-to-end modules
             system = Faulty(local, base, json.loads((base / "pids.json").read_text()))
             system.key = asyncio.run(
-                add_agency(system.dsn, "faults-hotline", "fault injection", Role.CHANNEL, channel="hotline_12345")
+                add_agency(
+                    system.dsn, "faults-hotline", "fault injection", Role.CHANNEL, channel="hotline_12345", rate=100_000
+                )
             )
             yield system
     finally:
@@ -172,6 +175,8 @@ class Filer:
         self.system, self.pause_s = system, pause_s
         self.acked: list[tuple[str, str]] = []  # (submission id, case id)
         self.failed = 0
+        self.statuses: Counter[int] = Counter()  # every HTTP answer, by status
+        self.retry_after: Counter[str | None] = Counter()  # the Retry-After header of every 503
         self.in_flight = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -199,6 +204,9 @@ class Filer:
                 self.in_flight = 1
                 try:
                     r = http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=headers)
+                    self.statuses[r.status_code] += 1
+                    if r.status_code == 503:
+                        self.retry_after[r.headers.get("retry-after")] += 1
                     if r.status_code == 202:
                         self.acked.append((r.json()["submission_id"], r.json()["case_id"]))
                     else:
@@ -458,6 +466,9 @@ def test_a_postgresql_crash_under_load_loses_nothing_acknowledged(faulty: Faulty
         acked_at_restart = len(filer.acked) + len(second.acked)
         wait_for(lambda: len(filer.acked) + len(second.acked) >= acked_at_restart + 20 or None, 60, "202s again")
     faulty.local.assert_alive()  # nobody restarted them
+    statuses = filer.statuses + second.statuses
+    assert statuses[503] > 0, statuses  # the outage is answered "send it again", not as a server bug
+    assert set(filer.retry_after + second.retry_after) == {"1"}
     acked = filer.acked + second.acked
     wait_decided(faulty, acked)
     settle(faulty)
@@ -473,6 +484,7 @@ def test_a_postgresql_crash_under_load_loses_nothing_acknowledged(faulty: Faulty
         "http_acknowledged": len(acked),
         "acknowledged_before_crash": acked_before,
         "refused_while_down": filer.failed + second.failed,
+        "http_statuses": {str(code): n for code, n in sorted(statuses.items())},
         "all_processes_not_ready_during_outage": bool(red),
         "lost": 0,
         "duplicated": 0,
