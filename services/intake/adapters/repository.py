@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -22,10 +22,10 @@ class Agency:
     unit_id: str | None
     key_id: str = ""
     rate_per_minute: int = 600
+    actor: Actor = field(init=False, repr=False, compare=False)  # built once: every submission's command carries it
 
-    @property
-    def actor(self) -> Actor:
-        return Actor(agency_id=self.agency_id, role=self.role, unit_id=self.unit_id)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "actor", Actor(agency_id=self.agency_id, role=self.role, unit_id=self.unit_id))
 
 
 @dataclass(frozen=True, slots=True)

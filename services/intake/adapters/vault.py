@@ -18,6 +18,7 @@ import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE = 12
+KEY = 32  # AES-256
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +44,10 @@ class Vault:
 
     def seal(self, ref: str, contact: Contact) -> tuple[bytes, bytes]:
         """(sealed contact, wrapped data key)."""
-        data_key = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(NONCE)
+        fresh = os.urandom(KEY + 2 * NONCE)  # the data key and both nonces, from one call to the OS
+        data_key, nonce, key_nonce = fresh[:KEY], fresh[KEY : KEY + NONCE], fresh[KEY + NONCE :]
         plain = orjson.dumps({"name": contact.name, "phone": contact.phone, "email": contact.email})
         sealed = nonce + AESGCM(data_key).encrypt(nonce, plain, f"contact:{ref}".encode())
-        key_nonce = os.urandom(NONCE)
         wrapped = key_nonce + self._kek.encrypt(key_nonce, data_key, f"key:{ref}".encode())
         return sealed, wrapped
 
