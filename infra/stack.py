@@ -196,6 +196,11 @@ def _terminate(pid: int, sig: int = signal.SIGTERM, timeout: float = 10.0) -> No
         os.kill(pid, signal.SIGKILL)
 
 
+def stop_pid(pid: int) -> None:
+    """Stop one server this program started (a broker, say): SIGTERM, then SIGKILL if it lingers."""
+    _terminate(pid)
+
+
 def stop(base: Path = DEFAULT_DIR) -> None:
     """Stop the servers recorded in ``pids.json`` by their PIDs."""
     pids_file = base.resolve() / "pids.json"

@@ -61,7 +61,7 @@ def system(servers: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
     started = stack_module().start_broker(tmp_path_factory.mktemp("seed-broker"))
     try:
         own = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{started['port']}", "DATABASE_URL": servers["DATABASE_URL"]}
-        with running_system(own, tmp_path_factory.mktemp("seed-logs")) as local:
+        with running_system(own, tmp_path_factory.mktemp("seed-logs"), own_broker=False) as local:
             yield local
     finally:
         with contextlib.suppress(ProcessLookupError):
