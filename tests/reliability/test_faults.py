@@ -149,7 +149,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
     base = Path(tempfile.mkdtemp(prefix="rectify-faults-"))
     servers = stack.start(base, durable=True)
     try:
-        with running_system(servers, artifacts(tmp_path_factory) / "faults-logs") as local:
+        with running_system(servers, artifacts(tmp_path_factory) / "faults-logs", own_broker=False) as local:
             # the deadline watcher scans every second (running_system), as in the other end-to-end modules
             system = Faulty(local, base, json.loads((base / "pids.json").read_text()))
             system.key = asyncio.run(
