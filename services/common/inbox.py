@@ -39,11 +39,14 @@ from services.common.topics import DEAD_LETTERS as DLQ_TOPIC
 log = logging.getLogger(__name__)
 
 M = TypeVar("M")
-TRANSIENT = (
+TRANSIENT = (  # the database is away, not the message bad: retry the batch, never dead-letter for these
     OSError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.AdminShutdownError,  # 57P01: a fast or immediate shutdown, pg_terminate_backend
+    asyncpg.exceptions.CrashShutdownError,  # 57P02
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or in recovery
 )
 
 

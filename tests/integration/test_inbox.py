@@ -137,3 +137,29 @@ async def test_an_older_fact_never_overwrites_a_newer_one(pub_pool: asyncpg.Pool
     await inbox(pub_pool).process(records([encode_event(v1)], start=1))
     assert await pub_pool.fetchval("SELECT version FROM cases") == 2
     assert await pub_pool.fetchval("SELECT redo_count FROM cases") == 1
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CrashShutdownError,
+        asyncpg.exceptions.ConnectionFailureError,
+        asyncpg.CannotConnectNowError,
+    ],
+)
+async def test_a_database_going_away_is_retried_never_dead_lettered(pub_pool: asyncpg.Pool, outage: type) -> None:
+    """A shutdown or a broken connection in the middle of a batch is the database's trouble, not the message's:
+    the batch fails as a whole (the consumer retries it) and nothing is dead-lettered or half applied."""
+    values = public_facts(3)
+
+    async def away(conn: asyncpg.Connection, batch: list[Decoded[EventEnvelope]]) -> None:
+        await apply_public_batch(conn, batch)
+        raise outage("terminating connection due to administrator command")
+
+    with pytest.raises(outage):
+        await inbox(pub_pool, away).process(records(values))
+    assert await snapshot(pub_pool) == ([], 0, 0, 0, 0)
+    await inbox(pub_pool).process(records(values))  # the retry, once the database is back
+    cases, _, processed, dead, _ = await snapshot(pub_pool)
+    assert (len(cases), processed, dead) == (3, 3, 0)
