@@ -54,11 +54,23 @@ class ConsumerConfig:
     client_id: str
     batch_size: int = 2000
     poll_timeout_ms: int = 200
+    # how long the broker may hold a fetch that has no new records (aiokafka's fetch_max_wait_ms; its default 500).
+    # The local broker answers such a fetch only when this has passed, so a hop costs about half of it; an idle
+    # consumer sends one fetch per wait (docs/benchmarks.md).
+    fetch_wait_ms: int = 500
     session_timeout_ms: int = 10_000
     retry_pause_s: float = 1.0
 
 
 Polled = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+def require_ready(topic: str) -> str:
+    """Make /readyz wait for this topic's consumer (it reports ready once it has joined); returns the check's name.
+    A worker calls it when it is built, so that it is not ready before the background job has started the loop."""
+    name = f"consumer {topic}"
+    HEALTH.require(name)
+    return name
 
 
 def to_records(polled: Polled) -> list[Record]:
@@ -168,7 +180,7 @@ class BatchConsumer:
         self.plan = plan
         self.applied = 0  # records applied (and offsets committed, or tried) since start
         self._stopping = asyncio.Event()
-        self._ready_flag = f"consumer {config.topic}"
+        self._ready_flag = require_ready(config.topic)
         self._positions: dict[TopicPartition, int] = {}
 
     def stop(self) -> None:
@@ -180,7 +192,6 @@ class BatchConsumer:
         while not self._stopping.is_set():
             consumer = self._new_consumer()
             try:
-                HEALTH.require(self._ready_flag)
                 await consumer.start()
                 consumer.subscribe([self.config.topic], listener=_Revocations(self.on_revoked))
                 HEALTH.mark(self._ready_flag, True)
@@ -213,6 +224,7 @@ class BatchConsumer:
             session_timeout_ms=c.session_timeout_ms,
             heartbeat_interval_ms=max(300, c.session_timeout_ms // 3),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=c.fetch_wait_ms,
         )
 
     async def _polls(self, consumer: AIOKafkaConsumer) -> Any:

@@ -30,7 +30,13 @@ class Settings(BaseSettings):
     consumer_batch_size: int = Field(2000, ge=1, description="events taken per projection transaction")
     deadline_scan_interval_s: float = Field(15.0, gt=0, description="how often rectification looks for breaches")
     case_cache_size: int = Field(200_000, ge=0, description="case states rectification keeps hot in memory")
-    consumer_batch_window_s: float = Field(0.05, gt=0, description="longest wait to fill a batch")
+    consumer_batch_window_s: float = Field(0.05, gt=0, description="longest wait to fill a faust batch")
+    consumer_fetch_wait_ms: int = Field(
+        50,
+        ge=1,
+        le=10_000,
+        description="longest wait of a batch consumer's fetch for new records (the broker may hold it that long)",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -8,17 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import faust
 import uvicorn
 
-from services.common.batch_consumer import apply_in_order
+from services.common.batch_consumer import BatchConsumer, ConsumerConfig, apply_in_order, require_ready, run_service
 from services.common.contracts import EventEnvelope
 from services.common.db import create_pool, migrate
 from services.common.inbox import Inbox, Record
 from services.common.metrics import serve_metrics
 from services.common.settings import Settings, get_settings
 from services.common.topics import PUBLIC_CASES, RANKINGS
-from services.common.worker import Runtime, add_batch_agent, add_outbox_relay, make_app, prepare, run_worker
+from services.common.worker import Runtime, add_outbox_relay, prepare
 from services.publicity.adapters import ledger as ledger_store
 from services.publicity.adapters.store import bump_watermark
 from services.publicity.entrypoints.public_facts import apply_public_batch, decode_public_fact
@@ -29,24 +28,45 @@ from services.scoring.adapters.log import read_log
 
 SERVICE = "publicity"
 SCHEMA = "publicity"
+GROUP = "rectify-publicity"  # the group (and so the committed offsets) of the faust agents these loops replaced
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build_worker(settings: Settings) -> faust.App:
-    app = make_app(SERVICE, settings)
+def consumer_config(settings: Settings, topic: str, group: str = GROUP) -> ConsumerConfig:
+    return ConsumerConfig(
+        bootstrap=settings.kafka_bootstrap_servers,
+        topic=topic,
+        group_id=group,
+        client_id=f"{group}-{topic}",
+        batch_size=settings.consumer_batch_size,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_wait_ms=settings.consumer_fetch_wait_ms,
+    )
+
+
+def build_worker(
+    settings: Settings, cases_topic: str = PUBLIC_CASES.name, rankings_topic: str = RANKINGS.name, group: str = GROUP
+) -> Runtime:
+    """The publicity worker: one batch loop per public topic (both members of the same group) and the outbox relay.
+
+    Each loop applies a poll in one transaction; both append to the one ledger, whose head row lock serialises the
+    two transactions, so the ledger holds the facts in the order they were applied. Neither keeps a cache.
+    """
     runtime = Runtime(settings, SERVICE, SCHEMA)
-    app.add_dependency(runtime)
 
-    async def make_inbox() -> Inbox:  # type: ignore[type-arg]
-        return public_facts_inbox(await runtime.pool())
+    def consume(topic: str, make_inbox: Callable[[asyncpg.Pool], Inbox[EventEnvelope]]) -> None:
+        require_ready(topic)
 
-    async def make_ranking_inbox() -> Inbox:  # type: ignore[type-arg]
-        return rankings_inbox(await runtime.pool())
+        async def run() -> None:
+            await BatchConsumer(consumer_config(settings, topic, group), make_inbox(await runtime.pool())).run()
 
-    add_batch_agent(app, PUBLIC_CASES, make_inbox, settings)
-    add_batch_agent(app, RANKINGS, make_ranking_inbox, settings)
+        run.__name__ = f"consume_{topic}"
+        runtime.background(run)
+
+    consume(cases_topic, public_facts_inbox)
+    consume(rankings_topic, rankings_inbox)
     add_outbox_relay(runtime)  # dead letters leave through the outbox
-    return app
+    return runtime
 
 
 def main_http() -> None:
@@ -66,7 +86,7 @@ def main_worker() -> None:
     settings = get_settings()
     asyncio.run(prepare(settings, SCHEMA, MIGRATIONS))
     serve_metrics(settings.metrics_port, settings.metrics_host)
-    run_worker(build_worker(settings), settings.log_level)
+    run_service(build_worker(settings), settings.log_level)
 
 
 # ---------------------------------------------------------------------------- rebuild (rectify rebuild publicity)

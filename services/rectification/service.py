@@ -272,6 +272,10 @@ class StateCache:
         for case_id in case_ids:
             self._states.pop(case_id, None)
 
+    def clear(self) -> None:
+        """Forget every state: after a rebalance (the partitions may now be someone else's) or a failed batch."""
+        self._states.clear()
+
     def __len__(self) -> int:
         return len(self._states)
 
