@@ -275,3 +275,42 @@ async def test_each_agency_has_a_rate_limit(api: Api) -> None:
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert limited.headers["content-type"] == "application/problem+json"
     assert (await api.client.get("/v1/cases", headers=bearer(api.keys["hotline"]))).status_code == 200
+
+
+async def test_command_routes_check_in_order_and_answer_problems(api: Api) -> None:
+    """Key, then the case id's form, then the role, then Idempotency-Key, then the case, then the body."""
+    office, hotline = bearer(api.keys["office"]), bearer(api.keys["hotline"])
+    assign = {"responsible_unit_id": "meiwan", "first_officer": "梅湾街道 李主任"}
+    assert (await api.client.post("/v1/cases/nope/assign", json=assign)).status_code == 401
+    r = await api.client.post("/v1/cases/nope/assign", content=b"{oops", headers=hotline)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "https://rectify.example/problems/invalid-request",
+        "title": "Invalid request",
+        "status": 422,
+        "detail": "some parameters are missing or invalid",
+        "errors": [{"field": "path.case_id", "reason": "String should match pattern '^RC-[0-9]{8}-[0-9]{6,}$'"}],
+    }
+    missing = "/v1/cases/RC-20260101-999999/assign"
+    r = await api.client.post(missing, content=b"{oops", headers=hotline | {"Idempotency-Key": "\x7f"})
+    assert r.status_code == 403 and r.json()["detail"] == "only a supervisor may assign"
+    r = await api.client.post(missing, content=b"{oops", headers=office | {"Idempotency-Key": "a b"})
+    assert r.status_code == 422 and r.json()["errors"] == [
+        {"field": "Idempotency-Key", "reason": "1 to 200 printable ASCII characters"}
+    ]
+    r = await api.client.post(missing, content=b"{oops", headers=office | {"Idempotency-Key": "k-1"})
+    assert r.status_code == 404 and r.json()["detail"] == "no case RC-20260101-999999 for this agency"
+    case = (await api.post("hotline")).json()["case_id"]
+    json_office = office | {"Content-Type": "application/json"}
+    r = await api.client.post(f"/v1/cases/{case}/assign", content=b"{oops", headers=json_office)
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    r = await api.client.post(f"/v1/cases/{case}/assign", content=b"a=b", headers=office)
+    assert r.status_code == 415
+    r = await api.client.post(f"/v1/cases/{case}/assign", content=b"{" + b" " * 9000 + b"}", headers=json_office)
+    assert r.status_code == 413
+    r = await api.client.post(f"/v1/cases/{case}/assign", json=assign, headers=office | {"X-Correlation-ID": "c-42"})
+    assert r.status_code == 202 and r.headers["x-correlation-id"] == "c-42"
+    assert r.headers["location"] == f"/v1/submissions/{r.json()['submission_id']}"
+    again = await api.client.post(f"/v1/cases/{case}/assign", json=assign, headers=office)
+    assert again.headers["x-correlation-id"] not in ("", r.headers["x-correlation-id"])
+    assert await api.pool.fetchval("SELECT count(*) FROM submissions") == 3
