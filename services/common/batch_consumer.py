@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -102,6 +102,16 @@ async def prepare_paced(inbox: Inbox[Any], records: Sequence[Record]) -> Prepare
         poison += part.poison
         await asyncio.sleep(0)
     return Prepared(records, good, poison)
+
+
+async def counted(
+    batches: AsyncIterable[list[Record]], progress: Callable[[int], None] | None = None
+) -> AsyncIterator[tuple[list[Record], None]]:
+    """A log's batches for ``apply_in_order`` (no tag), each one's size reported to ``progress``: a rebuild's feed."""
+    async for batch in batches:
+        if progress is not None:
+            progress(len(batch))
+        yield batch, None
 
 
 async def apply_in_order(

@@ -70,3 +70,13 @@ async def migrate(dsn: str, schema: str, service_migrations: Path) -> list[str]:
             return applied
     finally:
         await conn.close()
+
+
+async def fresh_schema(dsn: str, schema: str, service_migrations: Path) -> None:
+    """Drop ``schema`` if it exists and migrate it anew: the shadow schema a rebuild replays into."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {_check_schema(schema)} CASCADE")
+    finally:
+        await conn.close()
+    await migrate(dsn, schema, service_migrations)

@@ -15,16 +15,16 @@ version. So it is safe while the intake worker runs (which also moves rows only 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
-from services.common.batch_consumer import apply_in_order
+from services.common.batch_consumer import apply_in_order, counted
 from services.common.contracts import decode_event
-from services.common.db import create_pool, migrate
-from services.common.inbox import Inbox, Record
+from services.common.db import create_pool, fresh_schema
+from services.common.inbox import Inbox
 from services.common.topics import OUTCOMES
 from services.intake.entrypoints.outcomes import apply_outcomes
 from services.scoring.adapters.log import read_log
@@ -76,7 +76,7 @@ async def rebuild_intake(
     progress: Callable[[int], None] | None = None,
 ) -> RebuildReport:
     shadow = f"{schema}_rebuild"
-    await _fresh_schema(dsn, shadow)
+    await fresh_schema(dsn, shadow, MIGRATIONS)
     conn = await asyncpg.connect(dsn, server_settings={"application_name": "rectify-rebuild"})
     try:
         await _copy_own_record(conn, schema, shadow)
@@ -89,7 +89,7 @@ async def rebuild_intake(
                 message_id=lambda e: e.event_id,
                 handle=apply_outcomes,
             )
-            count = await apply_in_order(inbox, _counted(read_log(bootstrap, topic, idle_s=idle_s), progress))
+            count = await apply_in_order(inbox, counted(read_log(bootstrap, topic, idle_s=idle_s), progress))
         finally:
             await pool.close()
         rebuilt = await projected_hashes(conn, shadow, shadow)
@@ -99,24 +99,6 @@ async def rebuild_intake(
     finally:
         await conn.close()
     return RebuildReport(count, rebuilt, live, swap)
-
-
-async def _counted(
-    batches: AsyncIterator[list[Record]], progress: Callable[[int], None] | None
-) -> AsyncIterator[tuple[list[Record], None]]:
-    async for batch in batches:
-        if progress is not None:
-            progress(len(batch))
-        yield batch, None
-
-
-async def _fresh_schema(dsn: str, schema: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await conn.close()
-    await migrate(dsn, schema, MIGRATIONS)
 
 
 async def _copy_own_record(conn: asyncpg.Connection, schema: str, shadow: str) -> None:

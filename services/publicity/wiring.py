@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import uvicorn
 
-from services.common.batch_consumer import BatchConsumer, ConsumerConfig, apply_in_order, require_ready, run_service
+from services.common.batch_consumer import (
+    BatchConsumer,
+    ConsumerConfig,
+    apply_in_order,
+    counted,
+    require_ready,
+    run_service,
+)
 from services.common.contracts import EventEnvelope
-from services.common.db import create_pool, migrate
-from services.common.inbox import Inbox, Record
+from services.common.db import create_pool, fresh_schema
+from services.common.inbox import Inbox
 from services.common.metrics import serve_metrics
 from services.common.settings import Settings, get_settings
 from services.common.topics import PUBLIC_CASES, RANKINGS
@@ -171,7 +178,7 @@ async def rebuild_publicity(
     """
     shadow = f"{schema}_rebuild"
     dsn = settings.database_url
-    await _fresh_schema(dsn, shadow)
+    await fresh_schema(dsn, shadow, MIGRATIONS)
     pool = await create_pool(dsn, shadow, max_size=3)
     counts = []
     try:
@@ -180,7 +187,7 @@ async def rebuild_publicity(
             (rankings_topic, rankings_inbox(pool, f"{SERVICE}-rebuild"), expect[1] if expect else None),
         ):
             batches = read_log(settings.kafka_bootstrap_servers, topic, idle_s=idle_s, expect=wanted)
-            counts.append(await apply_in_order(inbox, _tagged(batches, progress)))
+            counts.append(await apply_in_order(inbox, counted(batches, progress)))
     finally:
         await pool.close()
     conn = await asyncpg.connect(dsn, server_settings={"application_name": "rectify-cli"})
@@ -198,24 +205,6 @@ async def rebuild_publicity(
     finally:
         await conn.close()
     return PublicityRebuild(counts[0], counts[1], rebuilt, live, comparison, swap, appended)
-
-
-async def _tagged(
-    batches: AsyncIterator[list[Record]], progress: Callable[[int], None] | None
-) -> AsyncIterator[tuple[list[Record], None]]:
-    async for batch in batches:
-        if progress is not None:
-            progress(len(batch))
-        yield batch, None
-
-
-async def _fresh_schema(dsn: str, schema: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await conn.close()
-    await migrate(dsn, schema, MIGRATIONS)
 
 
 async def _compare(conn: asyncpg.Connection, replayed: dict[str, tuple[str, str]]) -> LedgerComparison:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import asyncpg
 
-from services.common.db import migrate
+from services.common.db import fresh_schema
 from services.rectification.adapters.event_store import PostgresEventStore
 from services.rectification.adapters.projections import refresh_projections
 from services.rectification.domain.calendar import load_calendar
@@ -75,7 +75,7 @@ async def rebuild_rectification(
 ) -> RebuildReport:
     """Fold the event store into ``<schema>_rebuild`` through the worker's own code, compare, optionally swap."""
     shadow = f"{schema}_rebuild"
-    await _fresh_schema(dsn, shadow)
+    await fresh_schema(dsn, shadow, MIGRATIONS)
     calendar = load_calendar()
     live = await asyncpg.connect(dsn, server_settings={"search_path": schema, "application_name": "rectify-rebuild"})
     target = await asyncpg.connect(dsn, server_settings={"search_path": shadow, "application_name": "rectify-rebuild"})
@@ -100,15 +100,6 @@ async def rebuild_rectification(
         await target.close()
         await live.close()
     return RebuildReport(events, len(case_ids), rebuilt_hash, live_hash, swap)
-
-
-async def _fresh_schema(dsn: str, schema: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await conn.close()
-    await migrate(dsn, schema, MIGRATIONS)
 
 
 async def _swap(live: asyncpg.Connection, shadow: str, schema: str, events: int) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import asyncpg
 
-from services.common.batch_consumer import BatchConsumer, ConsumerConfig, apply_in_order, run_service
+from services.common.batch_consumer import BatchConsumer, ConsumerConfig, apply_in_order, counted, run_service
 from services.common.contracts import ContractError
-from services.common.db import create_pool, migrate
+from services.common.db import create_pool, fresh_schema, migrate
 from services.common.inbox import Inbox, Record
 from services.common.metrics import serve_metrics
 from services.common.reference import reference
@@ -209,13 +209,13 @@ async def rebuild_scoring(
     """Replay the log into a fresh shadow schema through the consumer's own path, compare, and optionally swap in."""
     shadow = f"{schema}_rebuild"
     dsn = settings.database_url
-    await _fresh_schema(dsn, shadow)
+    await fresh_schema(dsn, shadow, MIGRATIONS)
     pool = await create_pool(dsn, shadow, max_size=3)
     try:
         projector = CaseEventProjector(FactsCache(CACHED_CASES), pool)
         inbox = case_event_inbox(pool, projector, service=f"{SERVICE}-rebuild")
         batches = read_log(settings.kafka_bootstrap_servers, topic, idle_s=idle_s, expect=expect)
-        count = await apply_in_order(inbox, _counted(batches, progress), plan=projector.plan)
+        count = await apply_in_order(inbox, counted(batches, progress), plan=projector.plan)
     finally:
         await pool.close()
     async with scoring_store(dsn, shadow) as rebuilt, scoring_store(dsn, schema) as live:
@@ -224,24 +224,6 @@ async def rebuild_scoring(
             await _swap(live, shadow, schema)
         live_hash = (await live.tables()).digest()
     return RebuildReport(count, rebuilt_hash, live_hash, swap)
-
-
-async def _counted(
-    batches: AsyncIterator[list[Record]], progress: Callable[[int], None] | None
-) -> AsyncIterator[tuple[list[Record], None]]:
-    async for batch in batches:
-        if progress is not None:
-            progress(len(batch))
-        yield batch, None
-
-
-async def _fresh_schema(dsn: str, schema: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await conn.close()
-    await migrate(dsn, schema, MIGRATIONS)
 
 
 async def _swap(live: ScoringStore, shadow: str, schema: str) -> None:
