@@ -36,8 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import math
 import os
 import shutil
 import statistics
@@ -46,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -58,30 +56,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import broker_hop, load
+from bench.results import RESULTS, Figure
+from bench.results import save as save_figures
 from bench.system import BenchSystem, CpuMeter, rss_mib, whole_system
 from services.cli.local import REPO, free_port
 from services.common.settings import Settings
 
 console = Console(width=150)
-RESULTS = REPO / ".rectify" / "bench"
 PARTS = ("latency", "throughput", "scale", "rebuild", "faust")
-
-
-@dataclass
-class Figure:
-    """One line of the report: a value, its goal, and the bare baseline measured in the same run."""
-
-    name: str
-    value: float
-    unit: str
-    goal: str = ""
-    ok: bool | None = None
-    baseline: float | None = None
-    baseline_name: str = ""
-
-    @property
-    def ratio(self) -> float | None:
-        return self.value / self.baseline if self.baseline and math.isfinite(self.value) else None
 
 
 @dataclass
@@ -680,9 +662,7 @@ def print_report(report: Report) -> None:
 
 
 def save(report: Report, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"figures": [asdict(f) | {"ratio": f.ratio} for f in report.figures], "details": report.details}
-    path.write_text(json.dumps(body, indent=2, default=str))
+    save_figures(report.figures, report.details, path)
 
 
 def main(argv: list[str] | None = None) -> int:
