@@ -91,6 +91,7 @@ class Inbox(Generic[M]):
         handle: Handler[M],
         max_message_bytes: int = 1024 * 1024,
         optimistic_claim: bool = False,
+        claim: bool = True,
     ) -> None:
         self.pool = pool
         self.service = service
@@ -101,6 +102,9 @@ class Inbox(Generic[M]):
         # True: claim a batch without RETURNING (inside a savepoint) and only when some id was claimed before, claim
         # it again learning which. For hot consumers, where redeliveries are rare and reading back every id is not.
         self.optimistic_claim = optimistic_claim
+        # False: no claim in processed_messages; every decoded message goes to the handler, which must deduplicate
+        # by itself, in the same transaction (scoring: by each case's applied stream version, docs/scoring.md).
+        self.claim = claim
 
     def _split(self, records: Sequence[Record]) -> tuple[list[Decoded[M]], list[tuple[Record, str, str]]]:
         good: list[Decoded[M]] = []
@@ -168,8 +172,8 @@ class Inbox(Generic[M]):
             committed()
 
     async def _claim(self, conn: asyncpg.Connection, good: list[Decoded[M]]) -> list[Decoded[M]]:
-        if not good:
-            return []
+        if not good or not self.claim:
+            return good
         ids = [self.message_id(d.message) for d in good]
         topics = [d.record.topic for d in good]
         if self.optimistic_claim:

@@ -87,6 +87,25 @@ POISON = {
 }
 
 
+async def test_without_a_claim_every_message_reaches_the_handler_and_poison_is_still_dead_lettered(
+    pub_pool: asyncpg.Pool,
+) -> None:
+    values = public_facts(3)
+    handed: list[int] = []
+
+    async def counted(conn: asyncpg.Connection, batch: list[Decoded[EventEnvelope]]):  # type: ignore[no-untyped-def]
+        handed.append(len(batch))
+        return await apply_public_batch(conn, batch)  # deduplicates by the case's version by itself
+
+    box = inbox(pub_pool, handle=counted)
+    box.claim = False
+    await box.process(records([*values, b"{not json"]))
+    await box.process(records(values))  # redelivered: handed over again, the handler's own check skips it
+    cases, timeline, claimed, dead, _ = await snapshot(pub_pool)
+    assert cases == [(f"RC-{i}", "filed", 1) for i in range(3)] and timeline == 3
+    assert (claimed, dead, handed) == (0, 1, [3, 3])
+
+
 async def test_poison_is_dead_lettered_counted_and_the_rest_applied(pub_pool: asyncpg.Pool) -> None:
     good = public_facts(3)
     wrong_version = orjson.loads(good[0])
