@@ -52,3 +52,24 @@ def test_rectify_bench_reads_the_figures_of_this_run_only(tmp_path: Path) -> Non
     assert figures[0]["name"] == "p99" and figures[0]["ratio"] == 40.0
     assert bench_figures(path, since=path.stat().st_mtime + 10) == []  # a previous run's file is not shown
     assert json.loads(path.read_text())["figures"][0]["ok"] is True
+
+
+def test_public_page_figures_judge_the_paced_p99_and_its_growth() -> None:
+    from bench.publicity import Load, figures
+
+    def size(n: int, case_p99: float, case_rps: float = 510.0) -> dict[str, object]:
+        return {
+            "size": n,
+            "leaderboard": Load(3000.0, 30.0, 0, 30000),
+            "leaderboard_paced": Load(520.0, 5.0, 0, 5200),
+            "case": Load(900.0, 90.0, 0, 9000),
+            "case_paced": Load(case_rps, case_p99, 0, 5100),
+        }
+
+    found = {f.name: f for f in figures([size(10_000, 10.0), size(1_000_000, 16.0)])}
+    assert found["case page p99 at 510/s, 10,000 cases"].ok is True
+    assert found["case page p99, 1,000,000 vs 10,000 cases"].value == 1.6
+    assert found["case page p99, 1,000,000 vs 10,000 cases"].ok is False  # grew more than 1.5x
+    assert found["leaderboard p99, 1,000,000 vs 10,000 cases"].ok is True
+    slow = {f.name: f for f in figures([size(10_000, 10.0, case_rps=300.0)])}
+    assert slow["case page p99 at 300/s, 10,000 cases"].ok is False  # fast, but not at the rate the goal names
