@@ -216,7 +216,10 @@ async def seed_month(
 
 
 _DECIDED = "SELECT count(*) FROM rectification.processed_messages WHERE message_id = ANY($1::uuid[])"
-_SCORED = "SELECT count(*) FROM scoring.processed_messages WHERE message_id = ANY($1::uuid[])"
+_SCORED = (  # scoring keeps no event ids: an event is scored once its case is applied up to its version
+    "SELECT count(*) FROM rectification.events e JOIN scoring.case_facts f ON f.case_id = e.stream_id "
+    "WHERE e.event_id = ANY($1::uuid[]) AND e.stream_version <= f.version"
+)
 _PUBLIC = "SELECT count(*) FROM publicity.processed_messages WHERE message_id = ANY($1::uuid[])"
 _SEEDED_EVENTS = "SELECT event_id FROM rectification.events WHERE stream_id = ANY($1::text[])"
 _SEEDED_FACTS = (

@@ -49,7 +49,7 @@ def case_event_inbox(pool: asyncpg.Pool, projector: CaseEventProjector, service:
         decode=read_event,
         message_id=lambda e: e.event_id,
         handle=projector,
-        optimistic_claim=True,  # a redelivered batch is rare here; reading back 4,000 claimed ids a poll is not
+        claim=False,  # exactly once by each case's applied stream version, in the projector's own writes
     )
 
 

@@ -54,7 +54,7 @@ pytestmark = pytest.mark.faults
 SEED, CASES, DAYS = 17, 60, 30
 KILL_ROUNDS = 2
 
-# The schema of each topic's consumer (its processed_messages).
+# The schema of each topic's consumer (its processed_messages; scoring's log_epochs).
 CONSUMED = {
     COMMANDS.name: "rectification",
     CASE_EVENTS.name: "scoring",
@@ -261,9 +261,11 @@ def in_flight(dsn: str) -> dict[str, int]:
             dsn,
             "SELECT 'rectification' AS schema, topic, count(*) AS n"
             " FROM rectification.processed_messages GROUP BY topic"
-            " UNION ALL SELECT 'scoring', topic, count(*) FROM scoring.processed_messages GROUP BY topic"
+            # scoring keeps no ids (exactly once by each case's applied version): the events it has counted
+            " UNION ALL SELECT 'scoring', $1, coalesce(sum(events), 0) FROM scoring.log_epochs"
             " UNION ALL SELECT 'publicity', topic, count(*) FROM publicity.processed_messages GROUP BY topic"
             " UNION ALL SELECT 'intake', topic, count(*) FROM intake.processed_messages GROUP BY topic",
+            CASE_EVENTS.name,
         )
     }
     out = {"unpublished": sum(r["unpublished"] for r in produced), "unapplied": 0}
@@ -332,13 +334,16 @@ def duplicates(dsn: str) -> dict[str, int]:
         " (SELECT count(*) FROM (SELECT 1 FROM rectification.events WHERE event_type = 'DeadlinePassed'"
         "   GROUP BY stream_id, envelope->'payload'->>'which', envelope->'payload'->>'due' HAVING count(*) > 1) d)"
         "   AS breaches_twice,"
-        " (SELECT count(*) FROM rectification.events e WHERE NOT EXISTS (SELECT 1 FROM scoring.processed_messages p"
-        "   WHERE p.message_id = e.event_id)) + (SELECT count(*) FROM scoring.processed_messages p"
-        "   WHERE p.topic = $1 AND NOT EXISTS (SELECT 1 FROM rectification.events e WHERE e.event_id = p.message_id))"
+        # scoring: every case applied up to its last event, no case the store lacks, and as many events counted
+        # (in its epochs' tallies) as the store holds: one event applied twice, or one missed, shows here
+        " (SELECT count(*) FROM (SELECT stream_id, max(stream_version) AS v FROM rectification.events"
+        "   GROUP BY stream_id) e FULL JOIN scoring.case_facts f ON f.case_id = e.stream_id"
+        "   WHERE f.version IS DISTINCT FROM e.v)"
+        " + abs((SELECT coalesce(sum(events), 0) FROM scoring.log_epochs)"
+        "   - (SELECT count(*) FROM rectification.events))"
         "   AS scored_not_once,"
         " (SELECT count(*) FROM intake.submissions s WHERE s.status <> 'received' AND NOT EXISTS"
         "   (SELECT 1 FROM rectification.processed_messages p WHERE p.message_id = s.submission_id)) AS decided_unseen",
-        CASE_EVENTS.name,
     )
     return dict(row)
 

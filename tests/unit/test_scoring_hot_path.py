@@ -17,10 +17,10 @@ from services.common.batch_consumer import BatchConsumer, ConsumerConfig
 from services.common.contracts import ContractError, encode_event
 from services.scoring.adapters.wire import _read_dict, read_event
 from services.scoring.domain.events import ScoredEvent
-from services.scoring.domain.facts import CaseFacts
+from services.scoring.domain.facts import MOVING, CaseFacts
 from services.scoring.domain.projection import Change, Tables, apply_events
 from services.scoring.entrypoints.case_events import FactsCache, case_slices, work_out
-from tests.unit.test_scoring_properties import events, simulated_log
+from tests.unit.test_scoring_properties import events, interleave, reference_digest, simulated_log
 
 KEYS = ("event_id", "event_type", "schema_version", "stream_id", "stream_version", "recorded_at", "payload")
 ODD = (
@@ -93,8 +93,8 @@ def test_a_batch_worked_out_in_slices_adds_up_to_the_whole(size: int) -> None:
 
 
 class NoStore:
-    async def load_facts(self, case_ids: Iterable[str]) -> dict[str, CaseFacts]:
-        return {}
+    async def load_facts(self, case_ids: Iterable[str]) -> tuple[dict[str, CaseFacts], dict[str, int]]:
+        return {}, {}
 
 
 async def test_a_paced_work_out_equals_the_plain_one() -> None:
@@ -129,3 +129,29 @@ async def test_what_was_cached_is_dropped_when_the_consumer_fails_and_joins_agai
         consumer.stop()
         await asyncio.wait_for(running, 30)
     assert len(dropped) >= 2
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32), batch=st.integers(50, 1000), redelivered=st.floats(0, 0.2))
+def test_exactly_once_by_version_alone(seed: int, batch: int, redelivered: float) -> None:
+    """The consumer keeps no event ids: each case's applied version (events of every kind) skips what came before,
+    whether it comes again in a later batch or twice in one."""
+    rng = random.Random(seed)
+    stream = interleave(events(), rng)
+    tables = Tables()
+    for i in range(0, len(stream), batch):
+        again = [e for e in stream[: i + batch] if rng.random() < redelivered]
+        tables.absorb(apply_events(tables.facts, stream[i : i + batch] + again, known_versions=tables.versions))
+    assert tables.digest() == reference_digest()
+    assert {c: f.version for c, f in tables.facts.items()} == {e.case_id: e.version for e in events()}
+
+
+def test_a_case_without_facts_counts_its_other_events_once() -> None:
+    """A case whose CaseFiled was dead-lettered: its events that move no facts are counted, once, by version."""
+    case = next(e.case_id for e in events() if e.kind not in MOVING)
+    counted = [e for e in events() if e.case_id == case and e.kind not in MOVING]
+    first = apply_events({}, counted)
+    assert first.versions == {case: counted[-1].version} and not first.facts
+    assert sum(t.events for t in first.epochs.values()) == len(counted)
+    again = apply_events({}, counted, known_versions=first.versions)
+    assert (again.skipped, again.epochs, again.versions) == (len(counted), {}, {})

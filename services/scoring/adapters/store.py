@@ -39,7 +39,7 @@ _EPOCHS_SQL = (
 )
 _DURATION_COLUMNS = "month, unit_id, kind, case_id, started_at, ended_at"
 _DURATION_ARRAYS = "$1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[]"
-_PROJECTION_TABLES = ("case_facts", "unit_month", "unit_durations", "log_epochs", "processed_messages")
+_PROJECTION_TABLES = ("case_facts", "unit_month", "unit_durations", "log_epochs")  # no claims: versions decide
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -82,6 +82,10 @@ class Writes:
             )
             for f in change.facts.values()
         ]
+        facts += [
+            (case_id, version, change.previous_versions[case_id], None, None, None, None)
+            for case_id, version in change.versions.items()
+        ]  # cases with no facts: the version alone
         counts = [(unit, month, *deltas) for (unit, month), deltas in change.nonzero_counts().items()]
         removed = [key for key, n in change.durations.items() if n < 0]
         added = [key for key, n in change.durations.items() if n > 0]
@@ -102,11 +106,19 @@ class ScoringStore:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def load_facts(self, case_ids: Iterable[str]) -> dict[str, CaseFacts]:
+    async def load_facts(self, case_ids: Iterable[str]) -> tuple[dict[str, CaseFacts], dict[str, int]]:
+        """The facts of those cases that have some, and the applied version of those that have none."""
         rows = await self.conn.fetch(
-            "SELECT case_id, state FROM case_facts WHERE case_id = ANY($1::text[])", list(case_ids)
+            "SELECT case_id, version, state FROM case_facts WHERE case_id = ANY($1::text[])", list(case_ids)
         )
-        return {r[0]: load_stored_facts(r[0], r[1]) for r in rows}
+        facts: dict[str, CaseFacts] = {}
+        versions: dict[str, int] = {}
+        for case_id, version, state in rows:
+            if state is None:
+                versions[case_id] = version
+            else:
+                facts[case_id] = load_stored_facts(case_id, state)
+        return facts, versions
 
     async def write(self, change: Change | Writes) -> None:
         """Apply ``change``; raises ``ConcurrentUpdate`` when a case was not at the version it was read at."""
@@ -159,8 +171,11 @@ class ScoringStore:
     async def tables(self) -> Tables:
         """Every row, as the in-memory tables: for content hashes (and small projections only)."""
         tables = Tables()
-        for row in await self.conn.fetch("SELECT case_id, state FROM case_facts"):
-            tables.facts[row[0]] = load_stored_facts(row[0], row[1])
+        for row in await self.conn.fetch("SELECT case_id, version, state FROM case_facts"):
+            if row[2] is None:
+                tables.versions[row[0]] = row[1]
+            else:
+                tables.facts[row[0]] = load_stored_facts(row[0], row[2])
         for row in await self.conn.fetch(f"SELECT unit_id, month, {', '.join(COUNTERS)} FROM unit_month"):
             if any(row[2:]):
                 tables.counts[(row[0], row[1])] = list(row[2:])
@@ -168,9 +183,9 @@ class ScoringStore:
         tables.epochs = await self.epochs()
         return tables
 
-    async def processed(self) -> int:
-        count: int = await self.conn.fetchval("SELECT count(*) FROM processed_messages")
-        return count
+    async def applied_versions(self) -> dict[str, int]:
+        """Every case's applied version: the events of each case scoring has applied are those up to it."""
+        return {r[0]: r[1] for r in await self.conn.fetch("SELECT case_id, version FROM case_facts")}
 
     # ------------------------------------------------------------------ published rankings
 

@@ -63,7 +63,7 @@ class CaseFacts:
     """A case as scoring sees it. Mutable for speed: ``evolve`` works on a copy, ``apply`` in place."""
 
     case_id: str
-    version: int  # the stream version of the latest event applied (of the kinds that move the facts)
+    version: int  # the stream version the case is applied up to (events of every kind): exactly-once by version
     recorded_at: datetime  # the latest recorded_at among those events (it never goes back)
     complained_unit: str  # 被投诉单位
     filed_month: str
@@ -200,7 +200,7 @@ def start(event: ScoredEvent) -> CaseFacts:
 
 def apply(facts: CaseFacts, event: ScoredEvent) -> None:
     """Apply the case's next event to ``facts``, in place. The projection passes only ``MOVING`` kinds: the
-    others change nothing scoring keeps, so the facts (version included) stay as they are."""
+    others change nothing scoring keeps but the version, which the projection moves itself."""
     step = CASE_STEPS.get(event.kind)
     if step is not None:
         step(facts, event)

@@ -55,10 +55,11 @@ class Change:
     facts: dict[str, CaseFacts] = field(default_factory=dict)  # the new facts of every case that moved
     contributions: dict[str, Contributions] = field(default_factory=dict)  # and what they now contribute
     previous_versions: dict[str, int] = field(default_factory=dict)  # their versions before (0: new case)
+    versions: dict[str, int] = field(default_factory=dict)  # cases with no facts: the version applied up to
     counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (unit, month) -> deltas
     durations: dict[DurationKey, int] = field(default_factory=dict)  # +1 added, -1 removed
     epochs: dict[str, EpochTally] = field(default_factory=dict)
-    skipped: int = 0  # events at or below their case's version: applied before
+    skipped: int = 0  # events at or below their case's applied version: applied before
     sealed: set[str] = field(default_factory=set)  # cases that reached the ``until`` position
     unscorable: list[ScoredEvent] = field(default_factory=list)  # with ``lenient``: events left out
 
@@ -118,6 +119,7 @@ class Change:
         self.facts.update(other.facts)
         self.contributions.update(other.contributions)
         self.previous_versions.update(other.previous_versions)
+        self.versions.update(other.versions)
         for key, delta in other.counts.items():
             row = self.counts.get(key)
             if row is None:
@@ -168,15 +170,19 @@ def apply_events(
     events: Iterable[ScoredEvent],
     *,
     known_contributions: Mapping[str, Contributions] | None = None,
+    known_versions: Mapping[str, int] | None = None,
     owned: bool = False,
     until: datetime | None = None,
     lenient: bool = False,
 ) -> Change:
     """Apply ``events`` on top of ``known`` (the facts of every case the events touch that exists).
 
-    Each event is expected once (the inbox's claim sees to it; ``Tables`` keeps the ids it has applied), and
-    an event that moves the facts is applied only above the case's version in any case. An event of a kind that
-    changes nothing scoring keeps (``facts.MOVING``) is only counted, at its own recorded time.
+    Exactly once by stream version: a case's events arrive in stream order, and an event at or below the
+    version its case was applied up to (``CaseFacts.version``, of every kind) was applied before and is skipped,
+    so a redelivery, a refill of the broker or a duplicate inside the batch changes nothing. An event of a kind
+    that changes nothing scoring keeps (``facts.MOVING``) is only counted, at its own recorded time, and moves the
+    version. ``known_versions``: the applied version of cases that have no facts (their CaseFiled could not be
+    scored), so that their other events are counted once too.
     ``known_contributions``: the contributions of the known facts, when the caller has them (a cache).
     ``owned``: the caller hands the known facts over, so they are changed in place rather than copied.
     ``until``: leave out what was recorded later (see ``Change.sealed``), to rebuild a ranking's position.
@@ -192,10 +198,21 @@ def apply_events(
             case_events.append(event)
     clock = _EpochClock()
     contributed = known_contributions or {}
+    versions = known_versions or {}
     for case_id, case_events in by_case.items():
         if len(case_events) > 1:
             case_events.sort(key=_version)
-        _apply_case(change, clock, known.get(case_id), contributed.get(case_id), case_events, until, lenient, owned)
+        _apply_case(
+            change,
+            clock,
+            known.get(case_id),
+            contributed.get(case_id),
+            versions.get(case_id, 0),
+            case_events,
+            until,
+            lenient,
+            owned,
+        )
     change.settle_hashes()
     return change
 
@@ -209,6 +226,7 @@ def _apply_case(
     clock: _EpochClock,
     known: CaseFacts | None,
     before: Contributions | None,
+    known_version: int,
     events: list[ScoredEvent],
     until: datetime | None,
     lenient: bool,
@@ -217,18 +235,23 @@ def _apply_case(
     """One case's events of a batch, in order. Its contributions are diffed once per epoch ("segment"): before
     its first event of the epoch and after its last."""
     facts = known  # unless owned, copied before the first change: the known facts stay as they were
-    previous_version = known.version if known is not None else 0
+    previous_version = applied = known.version if known is not None else known_version
     segment: str | None = None
     sealed = False
     for event in events:
-        if event.kind not in MOVING:  # counted at its own recorded time, changes no facts
+        if event.version <= applied:
+            change.skipped += 1
+            continue
+        if event.kind not in MOVING:  # counted at its own recorded time, changes no facts but the version
             if until is None or event.recorded_at <= until:
                 change.tally(clock(event.recorded_at), event, event.recorded_at)
+                applied = event.version
+                if facts is not None:
+                    if facts is known and not owned:
+                        facts = facts.copy()
+                    facts.version = applied
             continue
         if sealed:
-            continue
-        if facts is not None and event.version <= facts.version:
-            change.skipped += 1
             continue
         recorded_at = event.recorded_at if facts is None or event.recorded_at > facts.recorded_at else facts.recorded_at
         if until is not None and recorded_at > until:
@@ -253,13 +276,21 @@ def _apply_case(
             if facts is known and not owned:
                 facts = facts.copy()
             apply(facts, event)
+        applied = event.version
         change.tally(epoch, event, recorded_at)
-    if segment is not None and facts is not None and before is not None:
+    if applied == previous_version:
+        return
+    if facts is None:  # only counted events, on a case with no facts
+        change.versions[events[0].case_id] = applied
+    elif segment is not None and before is not None:
         after = contributions(facts)
         change.merge_difference(before, after, segment)
-        change.facts[facts.case_id] = facts
         change.contributions[facts.case_id] = after
-        change.previous_versions[facts.case_id] = previous_version
+    else:  # only counted events: the facts moved their version alone
+        change.contributions[facts.case_id] = before if before is not None else contributions(facts)
+    if facts is not None:
+        change.facts[facts.case_id] = facts
+    change.previous_versions[events[0].case_id] = previous_version
 
 
 @dataclass
@@ -276,7 +307,8 @@ class Tables:
     epochs: dict[str, EpochTally] = field(default_factory=dict)
     until: datetime | None = None
     lenient: bool = False
-    seen: set[uuid.UUID] = field(default_factory=set)  # the ids applied: the inbox's claim, in memory
+    seen: set[uuid.UUID] = field(default_factory=set)  # the ids applied (a second line: versions decide)
+    versions: dict[str, int] = field(default_factory=dict)  # cases with no facts: the version applied up to
     sealed: set[str] = field(default_factory=set)
     unscorable: int = 0
 
@@ -287,12 +319,15 @@ class Tables:
                 continue
             self.seen.add(event.event_id)
             fresh.append(event)
-        change = apply_events(self.facts, fresh, owned=True, until=self.until, lenient=self.lenient)
+        change = apply_events(
+            self.facts, fresh, known_versions=self.versions, owned=True, until=self.until, lenient=self.lenient
+        )
         self.absorb(change)
         return change
 
     def absorb(self, change: Change) -> None:
         self.facts.update(change.facts)
+        self.versions.update(change.versions)
         self.sealed |= change.sealed
         self.unscorable += len(change.unscorable)
         for key, delta in change.counts.items():
@@ -312,7 +347,8 @@ class Tables:
     def digest(self) -> dict[str, str]:
         """sha256 of each table's canonical rows in key order (all-zero counter rows left out), and of them all."""
         rows = {
-            "case_facts": [facts_to_json(self.facts[case]) for case in sorted(self.facts)],
+            "case_facts": [facts_to_json(self.facts[case]) for case in sorted(self.facts)]
+            + [[case, self.versions[case]] for case in sorted(self.versions)],  # cases with no facts: their version
             "unit_month": [[*key, *self.counts[key]] for key in sorted(self.counts) if any(self.counts[key])],
             "unit_durations": [[m, u, k, c, iso(a), iso(b)] for m, u, k, c, a, b in sorted(self.durations)],
             "log_epochs": [

@@ -1,8 +1,11 @@
 """The consumer edge: a batch of case events into scoring's tables, in the inbox's transaction.
 
-The inbox has already claimed the events' ids, so a redelivered event never reaches here twice; the
-per-case version check in the projection is a second line, and every write of a case's facts checks the
-version it was read at, so two writers can never lose each other's update.
+Exactly once by stream version, not by a claim per event id (the inbox runs with ``claim=False``): a case's
+events come in stream order on one partition, each case's row in ``case_facts`` holds the version it is applied
+up to (events of every kind), in the same transaction as the figures, and the projection skips what is at or
+below it. So a redelivery, a refill of the broker and a rebuild apply nothing twice. Every write of a case's row
+checks the version it was read at, so two writers can never lose each other's update, and a cache that ran
+ahead of the database (a plan whose batch rolled back) shows up as a conflict, never as events skipped.
 
 Facts of cases seen recently are kept in memory with what they contribute, so a batch reads only the others.
 With a pool, the projector also *plans* each batch while the previous one is being written
@@ -28,7 +31,7 @@ import asyncpg
 from services.common.inbox import Decoded, Prepared
 from services.scoring.adapters.store import ConcurrentUpdate, ScoringStore, Writes
 from services.scoring.domain.events import ScoredEvent
-from services.scoring.domain.facts import MOVING, CaseFacts
+from services.scoring.domain.facts import CaseFacts
 from services.scoring.domain.figures import Contributions, contributions
 from services.scoring.domain.projection import Change, apply_events
 
@@ -103,8 +106,9 @@ async def work_out(
     ``paced``: work it out a slice of cases at a time, letting the event loop run in between, so that the batch
     being written meanwhile sends its next statement instead of waiting for the whole batch's Python work.
     """
-    case_ids = {e.case_id for e in events if e.kind in MOVING}  # the other kinds need no facts
+    case_ids = {e.case_id for e in events}  # every kind moves its case's applied version
     known: dict[str, CaseFacts] = {}
+    versions: dict[str, int] = {}
     contributed: dict[str, Contributions] = {}
     new: set[str] = set()
     clears = cache.clears if cache is not None else 0
@@ -113,14 +117,15 @@ async def work_out(
         new = {e.case_id for e in events if e.version == 1}
     missing = case_ids - known.keys() - new
     if missing:
-        known |= await store.load_facts(missing)
+        loaded, versions = await store.load_facts(missing)
+        known |= loaded
     if paced and len(events) > PACE:
         change = Change()
         for part in case_slices(events, PACE):
-            change.add(apply_events(known, part, known_contributions=contributed, owned=True))
+            change.add(apply_events(known, part, known_contributions=contributed, known_versions=versions, owned=True))
             await asyncio.sleep(0)
     else:
-        change = apply_events(known, events, known_contributions=contributed, owned=True)
+        change = apply_events(known, events, known_contributions=contributed, known_versions=versions, owned=True)
     if cache is not None and use_cache and cache.clears == clears:  # what was taken and did not change goes back
         unchanged = {case_id: facts for case_id, facts in known.items() if case_id not in change.facts}
         cache.put_back(unchanged, {c: contributed.get(c) or contributions(f) for c, f in unchanged.items()})
