@@ -154,7 +154,7 @@ async def produce(bootstrap: str, topic: str, count: int) -> None:
 # ---------------------------------------------------------------------------- (a) the scoring projector
 
 
-async def run_scoring(settings: Settings, topic: str, count: int, schema: str = "scoring") -> float:
+async def run_scoring(settings: Settings, topic: str, count: int, schema: str = "scoring") -> tuple[float, float]:
     await _drop_schema(settings.database_url, schema)
     await migrate(settings.database_url, schema, MIGRATIONS)
     pool = await create_pool(settings.database_url, schema, max_size=4)
@@ -165,7 +165,7 @@ async def run_scoring(settings: Settings, topic: str, count: int, schema: str = 
 
     def timed_prepare(records: Any) -> Any:
         if not first:
-            first.append(time.perf_counter())
+            first.extend((time.perf_counter(), time.process_time()))
         return prepare(records)
 
     inbox.prepare = timed_prepare  # type: ignore[method-assign]
@@ -181,7 +181,7 @@ async def run_scoring(settings: Settings, topic: str, count: int, schema: str = 
             await asyncio.sleep(0.005)
             if running.done():
                 running.result()
-        finished = time.perf_counter()
+        finished, cpu = time.perf_counter(), time.process_time()
     finally:
         consumer.stop()
         await running
@@ -191,7 +191,7 @@ async def run_scoring(settings: Settings, topic: str, count: int, schema: str = 
         assert await pool.fetchval("SELECT count(*) FROM processed_messages") == 0  # versions decide, no claims
     finally:
         await pool.close()
-    return count / (finished - first[0])
+    return count / (finished - first[0]), (cpu - first[1]) / count * 1e6
 
 
 # ---------------------------------------------------------------------------- (b) the bare upsert
@@ -204,7 +204,7 @@ CREATE TABLE offsets (topic text, kafka_partition integer, next_offset bigint, P
 """
 
 
-async def run_bare(settings: Settings, topic: str, count: int, batch: int) -> float:
+async def run_bare(settings: Settings, topic: str, count: int, batch: int) -> tuple[float, float]:
     await _drop_schema(settings.database_url, "bare")
     conn = await asyncpg.connect(settings.database_url)
     await conn.execute("CREATE SCHEMA bare; SET search_path TO bare;" + BARE_TABLES)
@@ -219,21 +219,22 @@ async def run_bare(settings: Settings, topic: str, count: int, batch: int) -> fl
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()
-    done, started = 0, 0.0
+    done, started, cpu_started = 0, 0.0, 0.0
     try:
         while done < count:
             polled = await consumer.getmany(timeout_ms=200, max_records=batch)
             if not polled:
                 continue
-            started = started or time.perf_counter()
+            if not started:
+                started, cpu_started = time.perf_counter(), time.process_time()
             done += await _bare_batch(conn, polled)
             await consumer.commit()
-        finished = time.perf_counter()
+        finished, cpu = time.perf_counter(), time.process_time()
         assert await conn.fetchval("SELECT sum(events) FROM per_case") == count
     finally:
         await consumer.stop()
         await conn.close()
-    return count / (finished - started)
+    return count / (finished - started), (cpu - cpu_started) / count * 1e6
 
 
 async def _bare_batch(conn: asyncpg.Connection, polled: dict[Any, list[Any]]) -> int:
@@ -286,9 +287,14 @@ async def bench(env: dict[str, str], count: int, rounds: int, batch: int) -> str
     tune_gc()  # as the scoring worker does at start-up
     scoring_rates, bare_rates = [], []
     for r in range(rounds):
-        bare_rates.append(await run_bare(settings, topic, count, batch))
-        scoring_rates.append(await run_scoring(settings, topic, count))
-        console.print(f"round {r + 1}: scoring {scoring_rates[-1]:,.0f} events/s, bare {bare_rates[-1]:,.0f} events/s")
+        bare_rate, bare_cpu = await run_bare(settings, topic, count, batch)
+        scoring_rate, scoring_cpu = await run_scoring(settings, topic, count)
+        bare_rates.append(bare_rate)
+        scoring_rates.append(scoring_rate)
+        console.print(
+            f"round {r + 1}: scoring {scoring_rate:,.0f} events/s ({scoring_cpu:.1f} µs CPU/event in this process), "
+            f"bare {bare_rate:,.0f} events/s ({bare_cpu:.1f} µs CPU/event)"
+        )
     started = time.perf_counter()
     report = await rebuild_scoring(settings, topic=topic, expect=count, idle_s=5)
     rebuild_s = time.perf_counter() - started

@@ -39,6 +39,10 @@ SCHEMA = "scoring"
 GROUP = "rectify-scoring"
 MIGRATIONS = Path(__file__).parent / "migrations"
 CACHED_CASES = 100_000
+# records per poll (and per transaction) at least: a case's contributions are diffed and its row written once per
+# batch it appears in, so larger polls mean fewer of those per event (docs/benchmarks.md: 4,000 -> 16,000 cut the
+# projector's CPU per event by about a quarter); at 30,000 events/s a poll is about half a second of events
+POLL_RECORDS = 16_000
 PROJECTOR_LOCK = "rectify-scoring-projector"  # held shared by every running projector; a swap needs it alone
 
 
@@ -59,7 +63,7 @@ def consumer_config(settings: Settings, topic: str = CASE_EVENTS.name, group: st
         topic=topic,
         group_id=group,
         client_id=f"{group}-projector",
-        batch_size=max(settings.consumer_batch_size, 2000),
+        batch_size=max(settings.consumer_batch_size, POLL_RECORDS),
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
 
@@ -214,7 +218,9 @@ async def rebuild_scoring(
     try:
         projector = CaseEventProjector(FactsCache(CACHED_CASES), pool)
         inbox = case_event_inbox(pool, projector, service=f"{SERVICE}-rebuild")
-        batches = read_log(settings.kafka_bootstrap_servers, topic, idle_s=idle_s, expect=expect)
+        batches = read_log(
+            settings.kafka_bootstrap_servers, topic, idle_s=idle_s, expect=expect, batch_size=POLL_RECORDS
+        )
         count = await apply_in_order(inbox, counted(batches, progress), plan=projector.plan)
     finally:
         await pool.close()
