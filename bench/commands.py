@@ -1,14 +1,15 @@
 """Case commands per second on a durable PostgreSQL: Rectify's hot path against the ``eventsourcing`` library.
 
-    .venv/bin/python -m bench.commands [--cases N] [--quick] [--batch 500]
+    .venv/bin/python -m bench.commands [--cases N] [--quick] [--batch 2000]
 
 One throwaway PostgreSQL is started with ``infra/stack.py`` in durable mode (fsync, synchronous_commit and
 full_page_writes at PostgreSQL's defaults: on), with two fresh databases in it, one per system.
 
 (a) Rectify: exactly what the rectification worker does with each polled batch. Encoded ``CommandEnvelope``
-    records go, a poll (``--batch``, 500) at a time, through ``Inbox.process`` with the worker's real handler:
-    decode, claim the message ids, load only what the hot ``StateCache`` lacks, decide, append with version
-    checks, outbox rows (case event, public fact, outcome) and projections, one durable commit per poll.
+    records go, a poll at a time (``--batch``; by default the worker's ``CONSUMER_BATCH_SIZE``, 2000, the most a
+    worker's poll takes), through ``Inbox.process`` with the worker's real handler: decode, claim the message ids,
+    load only what the hot ``StateCache`` lacks, decide, append with version checks, outbox rows (case event,
+    public fact, outcome) and projections, one durable commit per poll.
     Measured with one worker and with two worker processes that split the cases, as two workers splitting the
     partitions of the commands topic would (one per core of the 2-core machine it was written on).
 (b) The ``eventsourcing`` library with its PostgreSQL persistence (``pip install -e '.[bench]'``): an
@@ -78,6 +79,7 @@ from services.common.contracts import (
 )
 from services.common.db import create_pool, migrate
 from services.common.inbox import Inbox, Record
+from services.common.settings import Settings
 from services.common.topics import COMMANDS, OUTCOMES
 from services.common.worker import tune_gc
 from services.rectification.domain.calendar import SHANGHAI, WorkCalendar, load_calendar, to_local
@@ -99,6 +101,7 @@ QUICK_CASES = 600
 RECTIFY_WORKERS = (1, 2)
 LIBRARY_WORKERS = (1, 4)
 GOAL = 10.0
+WORKER_BATCH: int = Settings.model_fields["consumer_batch_size"].default  # the most records a worker poll takes
 _NS = uuid.UUID("7d2c0c4e-51b7-4c1e-a0f4-3b8e2d6f9a11")
 
 CHANNEL = Actor(agency_id="hotline-12345", role=Role.CHANNEL)
@@ -810,7 +813,12 @@ def main(argv: list[str] | None = None) -> int:
         "--cases", type=int, help=f"cases, six commands each (default {FULL_CASES}, quick {QUICK_CASES})"
     )
     parser.add_argument("--quick", action="store_true", help=f"a short run: {QUICK_CASES} cases")
-    parser.add_argument("--batch", type=int, default=500, help="commands per poll, one transaction each (default 500)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=WORKER_BATCH,
+        help=f"commands per poll, one transaction each (default {WORKER_BATCH}: the worker's CONSUMER_BATCH_SIZE)",
+    )
     parser.add_argument("--seed", type=int, default=3, help="seed of the workload (default 3)")
     args = parser.parse_args(argv)
     cases: int = args.cases or (QUICK_CASES if args.quick else FULL_CASES)

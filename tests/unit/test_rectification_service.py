@@ -15,7 +15,7 @@ from services.common.contracts import (
 from services.common.reference import reference
 from services.common.topics import CASE_EVENTS, OUTCOMES, PUBLIC_CASES
 from services.rectification.adapters.event_store import ConcurrencyConflict, InMemoryEventStore
-from services.rectification.service import StateCache, apply_commands
+from services.rectification.service import _NS, StateCache, apply_commands, derived_id
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 HOTLINE = Actor(agency_id="hotline-12345", role=Role.CHANNEL)
@@ -89,6 +89,13 @@ async def test_the_same_command_decided_twice_yields_identical_messages() -> Non
     first, _ = await run(InMemoryEventStore(), cmd)
     second, _ = await run(InMemoryEventStore(), cmd)
     assert first == second
+
+
+def test_derived_ids_are_uuid5_of_source_and_purpose() -> None:
+    for _ in range(50):
+        source, purpose = uuid.uuid4(), f"event:{uuid.uuid4().int % 7}"
+        assert derived_id(source, purpose) == uuid.uuid5(_NS, f"{source}:{purpose}")
+    assert derived_id(uuid.UUID(int=0), "公开") == uuid.uuid5(_NS, f"{uuid.UUID(int=0)}:公开")
 
 
 async def test_a_conflicting_append_is_retried_against_the_new_state() -> None:

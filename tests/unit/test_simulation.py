@@ -20,7 +20,7 @@ from services.rectification.adapters.event_store import InMemoryEventStore
 from services.rectification.domain.calendar import load_calendar
 from services.rectification.domain.case import UNIT_STATUSES, CaseState, Refused, fold
 from services.rectification.domain.time_limits import load_time_limits
-from services.rectification.service import apply_commands
+from services.rectification.service import apply_commands, decide_batch
 from services.rectification.simulation import PATHS, PRIVATE, Simulation, month_of_cases
 
 SEED = 2026
@@ -181,3 +181,32 @@ def test_the_public_sees_only_approved_text() -> None:
         view = decode_event(raw).payload
         assert isinstance(view, c.PublicCaseChangedV2)
         assert {view.problem_summary, view.result_summary} <= approved | {None}
+
+
+def test_messages_are_the_bytes_pydantic_would_write() -> None:
+    """``encode_event`` / ``encode_command`` write with msgspec; the bytes must be what pydantic's serialiser writes,
+    for every event as decided (time zones from the calendar) and as stored, every outgoing message and every command
+    of the month."""
+    run = outcome()
+    commands = run.simulation.envelopes()
+    decided, _, _ = decide_batch(
+        {},
+        commands,
+        now=commands[-1].issued_at,
+        units=UNITS,
+        categories=CATEGORIES,
+        calendar=CALENDAR,
+        policy=POLICY,
+    )
+
+    def pydantic_json(envelope: c.EventEnvelope | CommandEnvelope) -> bytes:
+        return type(envelope).__pydantic_serializer__.to_json(envelope, serialize_as_any=True)
+
+    events = [*decided, *(e for s in run.streams.values() for e in s)]
+    outgoing = [decode_event(m.value) for m in run.outgoing]
+    assert {type(m.payload) for m in outgoing} >= {c.PublicCaseChangedV2, c.SubmissionAppliedV2, c.SubmissionRefused}
+    assert len({type(e.payload) for e in events}) >= 20
+    for envelope in [*events, *outgoing]:
+        assert encode_event(envelope) == pydantic_json(envelope)
+    for command in commands:
+        assert c.encode_command(command) == pydantic_json(command)

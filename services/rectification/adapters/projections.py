@@ -37,8 +37,7 @@ def _holds(case_id: str, state: CaseState, calendar: WorkCalendar | None, since:
     """The case's spells from the ``since``-th on; a closed spell's time held in working days, an open one's none."""
     return [
         (case_id, seq, h.step, h.holder, h.started_at, h.ended_at, h.working_days if h.ended_at is not None else None)
-        for seq, h in enumerate(holdups(state, calendar))
-        if seq >= since
+        for seq, h in enumerate(holdups(state, calendar, since=since), start=since)
     ]
 
 
