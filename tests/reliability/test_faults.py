@@ -262,7 +262,7 @@ def in_flight(dsn: str) -> dict[str, int]:
             "SELECT 'rectification' AS schema, topic, count(*) AS n"
             " FROM rectification.processed_messages GROUP BY topic"
             # scoring keeps no ids (exactly once by each case's applied version): the events it has counted
-            " UNION ALL SELECT 'scoring', $1, coalesce(sum(events), 0) FROM scoring.log_epochs"
+            " UNION ALL SELECT 'scoring', $1, coalesce(sum(events), 0)::bigint FROM scoring.log_epochs"
             " UNION ALL SELECT 'publicity', topic, count(*) FROM publicity.processed_messages GROUP BY topic"
             " UNION ALL SELECT 'intake', topic, count(*) FROM intake.processed_messages GROUP BY topic",
             CASE_EVENTS.name,
@@ -339,7 +339,7 @@ def duplicates(dsn: str) -> dict[str, int]:
         " (SELECT count(*) FROM (SELECT stream_id, max(stream_version) AS v FROM rectification.events"
         "   GROUP BY stream_id) e FULL JOIN scoring.case_facts f ON f.case_id = e.stream_id"
         "   WHERE f.version IS DISTINCT FROM e.v)"
-        " + abs((SELECT coalesce(sum(events), 0) FROM scoring.log_epochs)"
+        " + abs((SELECT coalesce(sum(events), 0)::bigint FROM scoring.log_epochs)"
         "   - (SELECT count(*) FROM rectification.events))"
         "   AS scored_not_once,"
         " (SELECT count(*) FROM intake.submissions s WHERE s.status <> 'received' AND NOT EXISTS"
