@@ -208,5 +208,8 @@ def test_messages_are_the_bytes_pydantic_would_write() -> None:
     assert len({type(e.payload) for e in events}) >= 20
     for envelope in [*events, *outgoing]:
         assert encode_event(envelope) == pydantic_json(envelope)
+    # what the worker built without validating (envelopes, outcomes) has its fields in the contract's order
+    for raw in [m.value for m in run.outgoing] + [encode_event(e) for e in decided]:
+        assert encode_event(decode_event(raw)) == raw
     for command in commands:
         assert c.encode_command(command) == pydantic_json(command)
