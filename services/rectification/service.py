@@ -8,9 +8,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
 
 from services.common.contracts import (
     Actor,
@@ -24,6 +21,7 @@ from services.common.contracts import (
     Role,
     SubmissionAppliedV2,
     SubmissionRefused,
+    trusted,
 )
 from services.common.outbox import OutgoingMessage
 from services.common.topics import CASE_EVENTS, OUTCOMES, PUBLIC_CASES
@@ -67,23 +65,6 @@ class Rules:
         }
 
 
-_M = TypeVar("_M", bound=BaseModel)
-_set = object.__setattr__
-
-
-def _trusted(cls: type[_M], **values: Any) -> _M:
-    """A model of values this worker derived from validated ones (a decided event's envelope, an outcome), not
-    validated again: what pydantic's ``model_construct`` does, without its per-field bookkeeping, which costs more
-    than validating (pydantic 2.13). ``values`` name every field, in declaration order: msgspec writes them in
-    ``__dict__`` order, and the simulation's byte test compares every message with pydantic's own serialiser."""
-    model = cls.__new__(cls)
-    _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(values))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return model
-
-
 def _wrap(
     payload: DomainEvent,
     *,
@@ -97,7 +78,7 @@ def _wrap(
     causation_id: uuid.UUID,
 ) -> EventEnvelope:
     """``wrap_event`` for what the worker decided: a validated command's ids, case and time, a validated payload."""
-    return _trusted(
+    return trusted(
         EventEnvelope,
         event_id=event_id,
         event_type=payload.message_type,
@@ -267,7 +248,7 @@ def _outcome(
     payload: SubmissionAppliedV2 | SubmissionRefused
     if refusal is None:
         assert state is not None
-        payload = _trusted(
+        payload = trusted(
             SubmissionAppliedV2,
             submission_id=cmd.command_id,
             case_id=cmd.case_id,

@@ -112,6 +112,7 @@ from services.common.contracts import (
     SubmitRectification,
     TimelineEntry,
     TransferCase,
+    trusted,
 )
 from services.rectification.domain.calendar import END_OF_DAY, SHANGHAI, WorkCalendar, local_date
 from services.rectification.domain.time_limits import Deadlines, ExtensionRefused, TimeLimit, TimeLimitPolicy
@@ -761,7 +762,7 @@ def _moved(state: CaseState, at: datetime, step: str | None = None, **changes: A
         if wanted is not None:
             holds = (*holds, Hold(step=wanted[0], holder=wanted[1], started_at=at))
     if step:
-        changes["timeline"] = (*state.timeline, TimelineEntry(step=step, at=at))
+        changes["timeline"] = (*state.timeline, trusted(TimelineEntry, step=step, at=at))
     changes["version"] = state.version + 1
     changes["holds"] = holds
     return _replace_state(state, changes)
@@ -1038,7 +1039,8 @@ def public_view(state: CaseState, calendar: WorkCalendar | None = None) -> Publi
 
     Reads exactly what ``_shown`` lists: keep the two in step (a test checks they agree).
     """
-    return PublicCaseChangedV2(
+    return trusted(
+        PublicCaseChangedV2,
         case_id=state.case_id,
         status=state.status,
         category=state.category,
@@ -1101,7 +1103,8 @@ def public_hold(hold: Hold, calendar: WorkCalendar | None = None) -> PublicHold:
     found = _PUBLIC_HOLDS.get(id(hold))
     if found is not None and found[0] is hold and found[1] is calendar:
         return found[2]
-    public = PublicHold(
+    public = trusted(
+        PublicHold,
         step=hold.step,
         holder=hold.holder,
         started_at=hold.started_at,
