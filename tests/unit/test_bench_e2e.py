@@ -73,3 +73,13 @@ def test_public_page_figures_judge_the_paced_p99_and_its_growth() -> None:
     assert found["leaderboard p99, 1,000,000 vs 10,000 cases"].ok is True
     slow = {f.name: f for f in figures([size(10_000, 10.0, case_rps=300.0)])}
     assert slow["case page p99 at 300/s, 10,000 cases"].ok is False  # fast, but not at the rate the goal names
+
+
+def test_scoring_figures_judge_the_ratio_and_only_a_million_event_rebuild() -> None:
+    from bench.scoring import figures
+
+    small = {f.name: f for f in figures(200_000, 40_000.0, 60_000.0, 9.0)}
+    assert small["scoring projector"].ok is False and round(small["scoring projector"].ratio or 0, 2) == 0.67
+    assert small["rebuild of 200,000 events"].ok is None  # a small log says nothing about the 1M goal
+    big = {f.name: f for f in figures(1_000_000, 50_000.0, 60_000.0, 44.0)}
+    assert big["scoring projector"].ok is True and big["rebuild of 1,000,000 events"].ok is True
