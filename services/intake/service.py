@@ -80,7 +80,7 @@ class Submitter:
 
     async def submit(self, request: Submit) -> Submission:
         """Durably stored (or the earlier submission with the same key); raises IdempotencyConflict."""
-        await self._queue.put(request)
+        self._queue.put_nowait(request)  # unbounded: never waits
         return await request.future
 
     async def _write_forever(self) -> None:
@@ -168,7 +168,7 @@ class Submitter:
         )
         sealed = None
         if item.contact is not None and item.complainant_ref is not None:
-            sealed = (item.complainant_ref, *self.vault.seal(item.complainant_ref, item.contact))
+            sealed = self.vault.seal(item.complainant_ref, item.contact)
         return repo.NewSubmission(
             submission=submission,
             outbox=OutgoingMessage.command(COMMANDS, envelope),

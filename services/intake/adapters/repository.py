@@ -146,39 +146,38 @@ class NewSubmission:
     outbox: OutgoingMessage  # the command for rectification
     files_case: bool = False  # a filing: its new case becomes visible to the filing agency
     category: str | None = None  # the filed case's category
-    sealed: tuple[str, bytes, bytes] | None = None  # (complainant ref, sealed contact, wrapped data key)
+    sealed: tuple[bytes, bytes] | None = None  # the submission's complainant: (sealed contact, wrapped data key)
 
 
 # One statement, so one round trip that commits on its own (the statement is its transaction): the submissions,
 # then only for those stored (an (agency, key) pair seen before is skipped) their sealed contact, the contact's key,
-# the case's access row and the outbox command, in submission order.
+# the case's access row and the outbox command, in submission order. One row per submission in one set of arrays
+# (asyncpg checks every array element it sends, so no column is sent twice), the common time as one value.
 _STORE = """
-WITH stored AS (
+WITH v AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+                         $8::bytea[], $9::bytea[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::bytea[])
+        WITH ORDINALITY AS v(id, agency_id, idempotency_key, request_hash, command_type, case_id, ref, sealed,
+                             wrapped, files_case, category, topic, key, value, n)
+), stored AS (
     INSERT INTO submissions (submission_id, agency_id, idempotency_key, request_hash, command_type, case_id,
                              received_at, complainant_ref)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[],
-                         $7::timestamptz[], $8::text[])
+    SELECT id, agency_id, idempotency_key, request_hash, command_type, case_id, $15::timestamptz, ref FROM v
     ON CONFLICT (agency_id, idempotency_key) DO NOTHING
     RETURNING submission_id
 ), contacts AS (
     INSERT INTO complainants (complainant_ref, sealed)
-    SELECT v.ref, v.sealed FROM unnest($9::uuid[], $10::text[], $11::bytea[]) AS v(id, ref, sealed)
-    WHERE v.id IN (SELECT submission_id FROM stored)
+    SELECT ref, sealed FROM v WHERE sealed IS NOT NULL AND id IN (SELECT submission_id FROM stored)
 ), contact_keys AS (
     INSERT INTO complainant_keys (complainant_ref, wrapped_key)
-    SELECT v.ref, v.wrapped FROM unnest($9::uuid[], $10::text[], $12::bytea[]) AS v(id, ref, wrapped)
-    WHERE v.id IN (SELECT submission_id FROM stored)
+    SELECT ref, wrapped FROM v WHERE sealed IS NOT NULL AND id IN (SELECT submission_id FROM stored)
 ), access AS (
     INSERT INTO case_access (case_id, filed_by, status, category)
-    SELECT v.case_id, v.agency_id, 'received', v.category
-    FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[]) AS v(id, case_id, agency_id, category)
-    WHERE v.id IN (SELECT submission_id FROM stored)
+    SELECT case_id, agency_id, 'received', category FROM v
+    WHERE files_case AND id IN (SELECT submission_id FROM stored)
 ), commands AS (
     INSERT INTO outbox (topic, key, value)
-    SELECT v.topic, v.key, v.value
-    FROM unnest($1::uuid[], $17::text[], $18::text[], $19::bytea[]) WITH ORDINALITY AS v(id, topic, key, value, n)
-    WHERE v.id IN (SELECT submission_id FROM stored)
-    ORDER BY v.n
+    SELECT topic, key, value FROM v WHERE id IN (SELECT submission_id FROM stored) ORDER BY n
 )
 SELECT submission_id FROM stored
 """
@@ -186,12 +185,14 @@ SELECT submission_id FROM stored
 
 async def store_submissions(conn: asyncpg.Connection, items: list[NewSubmission]) -> set[uuid.UUID]:
     """Store submissions with their effects in one statement (one commit); returns the ids stored. A submission
-    whose (agency, idempotency key) exists already is skipped, and so are its effects."""
+    whose (agency, idempotency key) exists already is skipped, and so are its effects. The submissions of one call
+    share one ``received_at`` (a group commit's moment)."""
     if not items:
         return set()
     subs = [i.submission for i in items]
-    sealed = [(i.submission.submission_id, i.sealed) for i in items if i.sealed is not None]
-    filings = [i for i in items if i.files_case]
+    received = {s.received_at for s in subs}
+    if len(received) != 1:
+        raise ValueError("one group commit, one received_at")
     rows = await conn.fetch(
         _STORE,
         [s.submission_id for s in subs],
@@ -200,19 +201,15 @@ async def store_submissions(conn: asyncpg.Connection, items: list[NewSubmission]
         [s.request_hash for s in subs],
         [s.command_type for s in subs],
         [s.case_id for s in subs],
-        [s.received_at for s in subs],
         [s.complainant_ref for s in subs],
-        [sid for sid, _ in sealed],
-        [seal[0] for _, seal in sealed],
-        [seal[1] for _, seal in sealed],
-        [seal[2] for _, seal in sealed],
-        [i.submission.submission_id for i in filings],
-        [i.submission.case_id for i in filings],
-        [i.submission.agency_id for i in filings],
-        [i.category for i in filings],
+        [i.sealed[0] if i.sealed else None for i in items],
+        [i.sealed[1] if i.sealed else None for i in items],
+        [i.files_case for i in items],
+        [i.category for i in items],
         [i.outbox.topic for i in items],
         [i.outbox.key for i in items],
         [i.outbox.value for i in items],
+        received.pop(),
     )
     return {r["submission_id"] for r in rows}
 
