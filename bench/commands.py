@@ -60,6 +60,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.results import Figure, record
 from services.cli.local import stack_module
 from services.common.contracts import (
     AcceptRectification,
@@ -887,6 +888,23 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()[0]
     console.print(f"whole run {time.perf_counter() - started:.0f} s; load average after the run {load_after:.2f}")
     ratio = rectify.per_second / best.per_second
+    library = f"eventsourcing, best of {', '.join(map(str, LIBRARY_WORKERS))} workers ({best.workers}), same PostgreSQL"
+    record(
+        "commands",
+        [
+            Figure(
+                f"case commands, best of 1 and 2 workers ({rectify.workers})",
+                rectify.per_second,
+                "commands/s",
+                f">= {GOAL:.0f}x eventsourcing",
+                ratio >= GOAL,
+                best.per_second,
+                library,
+            ),
+            Figure("case commands, 1 worker", one.per_second, "commands/s", "", None, best.per_second, library),
+        ],
+        {"cases": cases, "load_after": load_after},
+    )
     print(
         f"rectify {rectify.per_second:.0f} commands/s (best of 1 and 2 workers; 1 worker {one.per_second:.0f}), "
         f"eventsourcing {best.per_second:.0f} commands/s (best of 1 and 4 workers), ratio {ratio:.1f}x "
