@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -406,9 +407,10 @@ def _rectify_worker(
 
 
 def run_rectify(
-    dsn: str, commands: list[CommandEnvelope], batch: int, workers: int, postgres: PostgresCpu
+    dsn: str, commands: list[CommandEnvelope], batch: int, workers: int, postgres: PostgresCpu, round_: int = 0
 ) -> tuple[Result, dict[str, int]]:
     schema = SCHEMA if workers == 1 else f"{SCHEMA}_{workers}w"  # a fresh schema per run, same migrations
+    schema += f"_r{round_}" if round_ else ""
     asyncio.run(migrate(dsn, schema, MIGRATIONS))
     # what the broker hands the worker: encoded envelopes keyed by case id, in each partition's order
     shares = split_by_case(commands, lambda c: c.case_id, workers)
@@ -821,6 +823,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"commands per poll, one transaction each (default {WORKER_BATCH}: the worker's CONSUMER_BATCH_SIZE)",
     )
     parser.add_argument("--seed", type=int, default=3, help="seed of the workload (default 3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs of each rectify setup, the median one shown (a few seconds each: a short stall of the machine "
+        "moves one run by tens of percent); the library's runs take 30-40 s each and run once",
+    )
     args = parser.parse_args(argv)
     cases: int = args.cases or (QUICK_CASES if args.quick else FULL_CASES)
 
@@ -862,13 +871,24 @@ def main(argv: list[str] | None = None) -> int:
             f"full_page_writes={full_page_writes}, wal_sync_method={sync_method}"
         )
         for workers in RECTIFY_WORKERS:
-            result, checks = run_rectify(_dsn_for(admin, "rectify_bench"), commands, args.batch, workers, postgres)
-            results.append(result)
-            console.print(
-                f"rectify, {workers} worker(s), checked: {checks['events']} events, {checks['applied']} applied, "
-                f"{checks['refused']} refused, {checks['dead_letters']} dead letters, {checks['outbox']} outbox rows, "
-                f"{checks['complete_cases']} cases complete"
-            )
+            runs = []
+            for n in range(args.rounds):
+                result, checks = run_rectify(
+                    _dsn_for(admin, "rectify_bench"), commands, args.batch, workers, postgres, n
+                )
+                runs.append(result)
+                console.print(
+                    f"rectify, {workers} worker(s), round {n + 1}: {result.per_second:,.0f} commands/s; checked: "
+                    f"{checks['events']} events, {checks['applied']} applied, {checks['refused']} refused, "
+                    f"{checks['dead_letters']} dead letters, {checks['outbox']} outbox rows, "
+                    f"{checks['complete_cases']} cases complete"
+                )
+            runs.sort(key=lambda r: r.per_second)
+            median = runs[len(runs) // 2]
+            if len(runs) > 1:
+                spread = f"{runs[0].per_second:,.0f}..{runs[-1].per_second:,.0f}/s"
+                median = dataclasses.replace(median, note=f"{median.note}; median of {len(runs)} rounds ({spread})")
+            results.append(median)
         port = admin.rsplit(":", 1)[1].split("/", 1)[0]
         db = LibraryDb(host="127.0.0.1", port=port, dbname="eventsourcing_bench")
         for workers in LIBRARY_WORKERS:
