@@ -121,3 +121,14 @@ def test_no_contract_carries_personal_data() -> None:
 
     for cls in c.MESSAGE_CLASSES:
         assert not {f for f in fields_of(cls) if f in PERSONAL}, cls.__name__
+
+
+def test_trusted_fills_a_model_without_validation_but_only_with_every_field_in_order() -> None:
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    entry = c.trusted(c.TimelineEntry, step="filed", at=at)
+    assert entry == c.TimelineEntry(step="filed", at=at)
+    assert entry.model_dump_json() == c.TimelineEntry(step="filed", at=at).model_dump_json()
+    with pytest.raises(TypeError, match="declaration order"):
+        c.trusted(c.TimelineEntry, at=at, step="filed")  # msgspec would write the fields in this order
+    with pytest.raises(TypeError, match="declaration order"):
+        c.trusted(c.TimelineEntry, step="filed")  # a missing field would only fail when read
