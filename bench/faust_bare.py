@@ -128,8 +128,8 @@ async def run_bare_timed(settings: Settings, topic: str, count: int) -> dict[str
     from bench.scoring import run_bare
 
     cpu0, started = time.process_time(), time.perf_counter()
-    rate = await run_bare(settings, topic, count, BATCH)
-    # run_bare times from its first poll; its CPU includes the group join, a small overestimate
+    rate, _ = await run_bare(settings, topic, count, BATCH)  # (events/s, µs CPU per event from its first poll)
+    # run_bare times from its first poll; the CPU here includes the group join, a small overestimate
     return {
         "events": count,
         "seconds": count / rate,

@@ -132,13 +132,18 @@ class CpuMeter:
 
 @contextlib.contextmanager
 def whole_system(
-    work: Path, *, durable: bool = True, before_start: Callable[[dict[str, str]], None] | None = None
+    work: Path,
+    *,
+    durable: bool = True,
+    before_start: Callable[[dict[str, str]], None] | None = None,
+    pg_settings: dict[str, str] | None = None,
 ) -> Iterator[BenchSystem]:
     """Start the servers and every process of ``PROCESSES``; ``before_start`` runs after the migrations (load
-    history there). Everything is stopped by PID on the way out."""
+    history there); ``pg_settings``: PostgreSQL settings beyond infra/stack.py's. Everything is stopped by PID on
+    the way out."""
     stack = stack_module()
     stack_dir = work / "stack"
-    env = stack.start(stack_dir, durable=durable)
+    env = stack.start(stack_dir, durable=durable, pg_settings=pg_settings)
     env |= {
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
         "LOG_LEVEL": "WARNING",

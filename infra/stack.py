@@ -79,7 +79,7 @@ def _run(what: str, cmd: list[str]) -> None:
         raise RuntimeError(f"{what} failed: {done.stderr.strip()} (the postgres user must be able to reach the folder)")
 
 
-def start_postgres(base: Path, durable: bool) -> dict[str, object]:
+def start_postgres(base: Path, durable: bool, settings: dict[str, str] | None = None) -> dict[str, object]:
     data = base / "pg"
     if data.exists():
         shutil.rmtree(data)
@@ -103,14 +103,17 @@ def start_postgres(base: Path, durable: bool) -> dict[str, object]:
             ]
         ),
     )
-    return start_cluster(data, free_port(), durable)
+    return start_cluster(data, free_port(), durable, settings)
 
 
-def start_cluster(data: Path, port: int, durable: bool) -> dict[str, object]:
-    """Start the cluster in ``data`` on ``port`` (again, after a crash: it recovers from its WAL first)."""
+def start_cluster(data: Path, port: int, durable: bool, settings: dict[str, str] | None = None) -> dict[str, object]:
+    """Start the cluster in ``data`` on ``port`` (again, after a crash: it recovers from its WAL first). ``settings``:
+    more server settings (name -> value), e.g. a benchmark's ``shared_buffers``."""
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c max_connections=200"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    for name, value in (settings or {}).items():
+        options += f" -c {name}={value}"
     _run(
         "pg_ctl start",
         _as_postgres(
@@ -150,15 +153,15 @@ def start_broker(base: Path, port: int | None = None) -> dict[str, object]:
     return {"pid": proc.pid, "port": port}
 
 
-def start(base: Path = DEFAULT_DIR, durable: bool = False) -> dict[str, str]:
-    """Start both servers; return the environment that points at them."""
+def start(base: Path = DEFAULT_DIR, durable: bool = False, pg_settings: dict[str, str] | None = None) -> dict[str, str]:
+    """Start both servers; return the environment that points at them. ``pg_settings``: more PostgreSQL settings."""
     base = base.resolve()
     stop(base)
     base.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         # postgres must be able to reach its data directory
         shutil.chown(base, "postgres", "postgres")
-    pg = start_postgres(base, durable)
+    pg = start_postgres(base, durable, pg_settings)
     broker = start_broker(base)
     (base / "pids.json").write_text(json.dumps({"postgres": pg, "broker": broker}))
     env = {
