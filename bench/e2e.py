@@ -63,6 +63,7 @@ from services.cli.local import REPO, free_port
 from services.common.settings import Settings
 
 console = Console(width=150)
+PAGE_ROUNDS = 3  # wrk runs per public page and history size; the median p99 is the figure
 PARTS = ("latency", "throughput", "scale", "rebuild", "faust")
 
 
@@ -531,9 +532,13 @@ def page_p99(system: BenchSystem, case_ids: list[str], copies: int, seconds: int
     script = random_case_script(work, case_ids, copies)
     url = system.public()
     wrk(f"{url}/rankings", 1, 8)
+
+    def median_p99(*args: Any) -> float:  # of PAGE_ROUNDS runs: one 10 s p99 at saturation moves by tens of percent
+        return statistics.median(wrk(*args).p99_ms for _ in range(PAGE_ROUNDS))
+
     return {
-        "leaderboard_p99_ms": wrk(f"{url}/rankings", seconds, 8).p99_ms,
-        "case_page_p99_ms": wrk(f"{url}/", seconds, 8, script).p99_ms,
+        "leaderboard_p99_ms": median_p99(f"{url}/rankings", seconds, 8),
+        "case_page_p99_ms": median_p99(f"{url}/", seconds, 8, script),
     }
 
 
