@@ -15,13 +15,13 @@ from services.common.contracts import (
     CaseMerged,
     CaseStatus,
     CommandEnvelope,
-    DomainEvent,
     EventEnvelope,
     MergeCase,
     Role,
     SubmissionAppliedV2,
     SubmissionRefused,
     trusted,
+    wrap_event,
 )
 from services.common.outbox import OutgoingMessage
 from services.common.topics import CASE_EVENTS, OUTCOMES, PUBLIC_CASES
@@ -63,35 +63,6 @@ class Rules:
             "calendar": self.calendar,
             "policy": self.policy,
         }
-
-
-def _wrap(
-    payload: DomainEvent,
-    *,
-    event_id: uuid.UUID,
-    stream_id: str,
-    stream_version: int,
-    occurred_at: datetime,
-    recorded_at: datetime,
-    actor: Actor,
-    correlation_id: uuid.UUID,
-    causation_id: uuid.UUID,
-) -> EventEnvelope:
-    """``wrap_event`` for what the worker decided: a validated command's ids, case and time, a validated payload."""
-    return trusted(
-        EventEnvelope,
-        event_id=event_id,
-        event_type=payload.message_type,
-        schema_version=payload.schema_version,
-        stream_id=stream_id,
-        stream_version=stream_version,
-        occurred_at=occurred_at,
-        recorded_at=recorded_at,
-        actor=actor,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        payload=payload,
-    )
 
 
 def derived_id(source: uuid.UUID, purpose: str) -> uuid.UUID:
@@ -179,7 +150,7 @@ def decide_commands(
             continue
         for i, payload in enumerate(events):
             before, state = state, evolve(state, payload, cmd.case_id)
-            env = _wrap(
+            env = wrap_event(
                 payload,
                 event_id=derived_id(cmd.command_id, f"event:{i}"),
                 stream_id=cmd.case_id,
@@ -189,13 +160,14 @@ def decide_commands(
                 actor=cmd.actor,
                 correlation_id=cmd.correlation_id,
                 causation_id=cmd.command_id,
+                validate=False,
             )
             message = OutgoingMessage.event(CASE_EVENTS, env)
             out.appended.append(env)
             out.encoded.append(message.value)
             out.outgoing.append(message)
             if public_changed(before, state):  # internal steps (an extension request, a co-complainant) show nothing
-                public = _wrap(
+                public = wrap_event(
                     public_view(state, calendar),
                     event_id=derived_id(env.event_id, "public"),
                     stream_id=cmd.case_id,
@@ -205,6 +177,7 @@ def decide_commands(
                     actor=SYSTEM,
                     correlation_id=cmd.correlation_id,
                     causation_id=env.event_id,
+                    validate=False,
                 )
                 out.outgoing.append(OutgoingMessage.event(PUBLIC_CASES, public))
             if isinstance(payload, CaseMerged):
@@ -261,7 +234,7 @@ def _outcome(
         payload = SubmissionRefused(
             submission_id=cmd.command_id, case_id=cmd.case_id, reason=refusal.reason[:200], code=refusal.code
         )
-    env = _wrap(
+    env = wrap_event(
         payload,
         event_id=derived_id(cmd.command_id, "outcome"),
         stream_id=cmd.case_id,
@@ -271,6 +244,7 @@ def _outcome(
         actor=SYSTEM,
         correlation_id=cmd.correlation_id,
         causation_id=cmd.command_id,
+        validate=False,
     )
     return OutgoingMessage.event(OUTCOMES, env)
 
