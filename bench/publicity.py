@@ -258,7 +258,7 @@ def random_case_script(folder: Path, base_ids: list[str], copies: int) -> Path:
 def paced_script(folder: Path, name: str, rate: int, connections: int, base: Path | None = None) -> Path:
     """A wrk script whose every connection waits between requests, so the connections together send about
     ``rate`` requests a second (closed loop: a slow answer delays that connection's next request)."""
-    wait_ms = max(1, round(connections * 1000 / rate * 0.85))  # leaves room for the answer itself
+    wait_ms = max(1, round(connections * 1000 / rate * 0.75))  # leaves room for the answer and wrk's own timing
     script = folder / f"paced-{name}.lua"
     head = base.read_text(encoding="utf-8") if base is not None else ""
     script.write_text(head + f"delay = function()\n  return {wait_ms}\nend\n", encoding="utf-8")
