@@ -940,6 +940,8 @@ def encode_command(envelope: CommandEnvelope) -> bytes:
 def _model_fields(obj: object) -> dict[str, Any]:
     if isinstance(obj, BaseModel):
         return obj.__dict__  # a model's field values, in declaration order (no aliases or custom serialisers here)
+    # msgspec's enc_hook protocol: NotImplementedError means "not a type this hook encodes" (msgspec turns it into
+    # its own encode error naming the type). Every contract value is a model, a builtin msgspec knows, or one of these.
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 
