@@ -173,7 +173,7 @@ def start(base: Path = DEFAULT_DIR, durable: bool = False, pg_settings: dict[str
     return env
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -184,7 +184,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _terminate(pid: int, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
@@ -192,7 +192,7 @@ def _terminate(pid: int, sig: int = signal.SIGTERM, timeout: float = 10.0) -> No
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):

@@ -269,19 +269,13 @@ def record_up(state_dir: Path, pids: dict[str, int], stack_dir: Path | None, up_
     return path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_recorded(path: Path, timeout: float = 20.0) -> list[str]:
     """Stop exactly the PIDs in ``path``: the `up` command first (it stops its own children and servers), then any
     process still alive; the broker and PostgreSQL through infra/stack.py if they are still running."""
+    from services.cli.local import stack_module
+
+    stack = stack_module()
+    _alive = stack.pid_alive
     state = json.loads(path.read_text())
     stopped: list[str] = []
     up_pid = int(state.get("up") or 0)
@@ -297,10 +291,8 @@ def stop_recorded(path: Path, timeout: float = 20.0) -> list[str]:
                 os.kill(int(pid), signal.SIGTERM)
             stopped.append(f"{name} ({pid})")
     if state.get("stack") and Path(state["stack"]).exists():
-        from services.cli.local import stack_module
-
         with contextlib.suppress(Exception):
-            stack_module().stop(Path(state["stack"]))
+            stack.stop(Path(state["stack"]))
     path.unlink(missing_ok=True)
     return stopped
 
