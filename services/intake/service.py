@@ -16,6 +16,7 @@ in the same batch, or by another intake process at the same moment) gets the ear
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import uuid
@@ -35,6 +36,7 @@ from services.intake.adapters.vault import Contact, Vault
 from services.intake.domain import case_numbers
 
 log = logging.getLogger(__name__)
+CASE_NUMBER_BLOCK = 256  # case numbers reserved per round trip to the sequence
 
 
 class IdempotencyConflict(Exception):
@@ -64,6 +66,7 @@ class Submitter:
         self.writers = writers
         self._queue: asyncio.Queue[Submit] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._spare_seqs: collections.deque[int] = collections.deque()  # case numbers reserved, not yet used
         self.commits = 0
 
     def start(self) -> None:
@@ -84,33 +87,46 @@ class Submitter:
         return await request.future
 
     async def _write_forever(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write_or_isolate(batch)
+        held = _HeldConnection(self.pool)
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                await self._write_or_isolate(batch, held)
+        finally:
+            await held.release()
 
-    async def _write_or_isolate(self, batch: list[Submit]) -> None:
+    async def _write_or_isolate(self, batch: list[Submit], held: _HeldConnection) -> None:
         """A failed batch did not commit, so nobody was told success; retry alone so one bad item fails alone."""
         try:
-            await self.write(batch)
+            await self.write(batch, held)
         except Exception as exc:
             if len(batch) > 1:
                 for item in batch:
                     if not item.future.done():
-                        await self._write_or_isolate([item])
+                        await self._write_or_isolate([item], held)
                 return
             log.exception("submission failed")
             if not batch[0].future.done():
                 batch[0].future.set_exception(exc)
 
-    async def write(self, batch: list[Submit]) -> None:
-        """Store a batch in one statement (its own transaction, one commit), then resolve every caller's future."""
+    async def write(self, batch: list[Submit], held: _HeldConnection | None = None) -> None:
+        """Store a batch in one statement (its own transaction, one commit), then resolve every caller's future.
+        A writer passes the connection it keeps between batches; without one, a connection comes from the pool."""
+        if held is None:
+            held = _HeldConnection(self.pool)
+            try:
+                await self.write(batch, held)
+            finally:
+                await held.release()
+            return
         now = self.clock()
         results: dict[int, Submission | Exception | _Same] = {}
-        async with self.pool.acquire() as conn:
+        conn = await held.get()
+        try:
             fresh = await self._resolve_replays(conn, batch, results)
-            seqs = await repo.next_case_seqs(conn, sum(1 for i in fresh if batch[i].case_id is None))
+            seqs = await self._case_seqs(conn, sum(1 for i in fresh if batch[i].case_id is None))
             new_ids = iter(case_numbers(now, seqs))  # in ascending order, to the filings in batch order
             planned: dict[int, repo.NewSubmission] = {}
             for i in fresh:
@@ -118,6 +134,10 @@ class Submitter:
                 case_id = item.case_id or next(new_ids)
                 planned[i] = self._plan(item, case_id, item.command(case_id), now)
             stored = await repo.store_submissions(conn, list(planned.values()))
+        except BaseException:
+            if held.closed():  # the database went away: the next batch takes a fresh connection
+                await held.release()
+            raise
         lost = [i for i, p in planned.items() if p.submission.submission_id not in stored]
         for i, p in planned.items():
             if i not in lost:
@@ -138,6 +158,15 @@ class Submitter:
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)
+
+    async def _case_seqs(self, conn: asyncpg.Connection, n: int) -> list[int]:
+        """n new case numbers, ascending, from a block this process reserved from the database sequence (one round
+        trip per CASE_NUMBER_BLOCK filings, not per batch). Unique across processes and restarts; the numbers left
+        in a block when the process stops are never used (gaps), and processes number from their own blocks."""
+        if len(self._spare_seqs) < n:
+            drawn = await repo.next_case_seqs(conn, max(n, CASE_NUMBER_BLOCK) - len(self._spare_seqs))
+            self._spare_seqs.extend(drawn)  # after the await: another writer may have added a block meanwhile
+        return [self._spare_seqs.popleft() for _ in range(n)]
 
     def _plan(self, item: Submit, case_id: str, command: Command, now: datetime) -> repo.NewSubmission:
         """The submission's rows: itself, its command in the outbox, a filing's case access and sealed contact."""
@@ -214,3 +243,34 @@ class _Same:
 
     index: int
     digest: bytes
+
+
+class _HeldConnection:
+    """A writer's connection, kept from one batch to the next (no pool acquire and release per commit); taken
+    again from the pool after the database closed it."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._conn: asyncpg.Connection | None = None
+
+    async def get(self) -> asyncpg.Connection:
+        if self._conn is not None and self.closed():  # closed while idle (a restart, an operator)
+            await self.release()
+        if self._conn is None:
+            self._conn = await self.pool.acquire()
+        return self._conn
+
+    def closed(self) -> bool:
+        try:
+            return self._conn is not None and self._conn.is_closed()
+        except asyncpg.InterfaceError:  # the pool took the connection back when it closed
+            return True
+
+    async def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await self.pool.release(conn)
+            except BaseException:
+                conn.terminate()
+                raise

@@ -13,7 +13,7 @@ from services.common.contracts import FileComplaint, Role
 from services.common.outbox import OutgoingMessage
 from services.intake.adapters.repository import Agency, NewSubmission, Submission, provision_agency, store_submissions
 from services.intake.adapters.vault import Contact, Vault
-from services.intake.service import IdempotencyConflict, Submit, Submitter
+from services.intake.service import CASE_NUMBER_BLOCK, IdempotencyConflict, Submit, Submitter
 from tests.integration.conftest import migrated_pool
 
 pytestmark = pytest.mark.integration
@@ -126,3 +126,49 @@ async def test_one_statement_stores_a_batch_and_skips_every_row_of_a_known_key(p
     assert await counts(pool) == (4, 4, 4, 4)
     assert keys == 4
     assert [r["key"] for r in outbox] == [f"RC-20261123-{n:06d}" for n in (1, 2, 3, 5)]  # in submission order
+
+
+async def test_each_writer_keeps_its_connection_and_takes_a_new_one_when_it_is_closed(pool: asyncpg.Pool) -> None:
+    submitter = Submitter(pool, VAULT, lambda: datetime.now(UTC), writers=1)
+    submitter.start()
+    try:
+        await submitter.submit(filing(None, n=1))
+        await submitter.submit(filing(None, n=2))
+        held = await pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE '%unnest%' AND pid <> pg_backend_pid()"
+        )
+        assert len(held) == 1, held  # both commits went through the one connection the writer holds
+        await pool.execute("SELECT pg_terminate_backend($1)", held[0]["pid"])
+        await asyncio.sleep(0.2)  # the writer's connection learns it was closed
+        await submitter.submit(filing(None, n=3))  # on a fresh connection, not an error
+    finally:
+        await submitter.stop()
+    assert await counts(pool) == (3, 3, 3, 3)
+    assert pool.get_idle_size() == pool.get_size()  # stopping gave the held connection back
+
+
+async def test_case_numbers_come_from_blocks_unique_across_processes_and_restarts(pool: asyncpg.Pool) -> None:
+    def numbers(results: list[Submission]) -> list[int]:
+        return [int(r.case_id.rsplit("-", 1)[1]) for r in results]
+
+    a = Submitter(pool, VAULT, lambda: datetime.now(UTC), writers=1)
+    b = Submitter(pool, VAULT, lambda: datetime.now(UTC), writers=1)
+    a.start()
+    b.start()
+    try:
+        first_a = [await a.submit(filing(None, n=i)) for i in range(3)]
+        first_b = [await b.submit(filing(None, n=10 + i)) for i in range(3)]
+        then_a = [await a.submit(filing(None, n=20 + i)) for i in range(2)]
+    finally:
+        await a.stop()
+        await b.stop()
+    block = CASE_NUMBER_BLOCK
+    assert numbers(first_a + then_a) == [1, 2, 3, 4, 5]  # one round trip to the sequence for all five
+    assert numbers(first_b) == [block + 1, block + 2, block + 3]  # the other process's block
+    restarted = Submitter(pool, VAULT, lambda: datetime.now(UTC), writers=1)
+    restarted.start()
+    try:
+        after_restart = await restarted.submit(filing(None, n=30))
+    finally:
+        await restarted.stop()
+    assert numbers([after_restart]) == [2 * block + 1]  # the rest of the old blocks is a gap, never reused
