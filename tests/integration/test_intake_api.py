@@ -1,5 +1,6 @@
 """Intake's HTTP API on the real PostgreSQL: durable before 202, idempotent, strict, scoped to the agency."""
 
+import asyncio
 import json
 import os
 import uuid
@@ -13,6 +14,7 @@ import pytest
 from services.common.contracts import Actor, Role, SubmissionAppliedV2, decode_command, wrap_event
 from services.common.db import migrate
 from services.common.inbox import Decoded, Record
+from services.intake.adapters import repository
 from services.intake.adapters.repository import provision_agency
 from services.intake.adapters.vault import Vault
 from services.intake.commands import COMMAND_ROUTES
@@ -130,6 +132,26 @@ async def test_credentials_and_roles(api: Api) -> None:
     await api.pool.execute("UPDATE api_keys SET revoked_at = now() WHERE agency_id = 'portal'")
     assert (await api.post("portal")).status_code == 401
     assert await api.counts() == (0, 0, 0)
+
+
+async def test_concurrent_requests_with_an_unchecked_key_check_it_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups: list[str] = []
+    real = repository.authenticate
+
+    async def counted(conn: asyncpg.Pool, key: str, now: datetime) -> object:
+        lookups.append(key)
+        return await real(conn, key, now)
+
+    monkeypatch.setattr(repository, "authenticate", counted)
+    answers = await asyncio.gather(*(api.post("hotline") for _ in range(20)), api.post("office"))
+    assert [a.status_code for a in answers] == [202] * 20 + [403]
+    assert sorted(lookups) == sorted([api.keys["hotline"], api.keys["office"]])  # one query per key, not 21
+    unknown = {"Authorization": "Bearer rk_nope_nope", "Content-Type": "application/json"}
+    refused = await asyncio.gather(*(api.client.post("/v1/complaints", json=BODY, headers=unknown) for _ in range(3)))
+    assert {r.status_code for r in refused} == {401}
+    assert await api.counts() == (20, 20, 20)
 
 
 async def test_an_agency_sees_only_its_own_submissions(api: Api) -> None:

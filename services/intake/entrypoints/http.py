@@ -1,5 +1,6 @@
 """Intake's HTTP API for integrating agencies. OpenAPI at /openapi.json, interactive docs at /docs."""
 
+import asyncio
 import gc
 import math
 import re
@@ -203,10 +204,9 @@ def create_app(
             raise http.Problem(401, "Unauthenticated", "send your API key as 'Authorization: Bearer <key>'")
         found = authenticated.get(key, time.monotonic())
         if not isinstance(found, Agency):
-            found = await repo.authenticate(pool(request), key, clock())
+            found = await check_key(request, key)
             if found is None:
                 raise http.Problem(401, "Unauthenticated", "the API key is unknown, expired or revoked")
-            authenticated.put(key, found, time.monotonic())
         wait = limiter.allow(found.agency_id, found.rate_per_minute, time.monotonic())
         if wait > 0:
             raise http.Problem(
@@ -216,6 +216,26 @@ def create_app(
                 retry_after=max(1, math.ceil(wait)),
             )
         return found
+
+    checking: dict[str, asyncio.Task[Agency | None]] = {}
+
+    async def check_key(request: Request, key: str) -> Agency | None:
+        """One query per key when its cache entry is missing or expired, however many requests carry it meanwhile
+        (they all wait for the same lookup), rather than one query for each of them."""
+        lookup = checking.get(key)
+        if lookup is None:
+            lookup = checking[key] = asyncio.ensure_future(look_up_key(pool(request), key))
+            lookup.add_done_callback(lambda t: t.cancelled() or t.exception())  # its waiters may all be gone
+        return await asyncio.shield(lookup)
+
+    async def look_up_key(db: asyncpg.Pool, key: str) -> Agency | None:
+        try:
+            found = await repo.authenticate(db, key, clock())
+            if found is not None:
+                authenticated.put(key, found, time.monotonic())
+            return found
+        finally:
+            del checking[key]
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -455,6 +475,10 @@ def create_app(
         return SubmissionOut.of(found)
 
     app.include_router(open311.router(authenticate, max_body_bytes))
+    # The router tries routes in order: the hot one goes first. The document does not move: the routes it passes
+    # (the docs pages, health and readiness) are not in it, so the operations keep their order.
+    routes = app.router.routes
+    routes.insert(0, routes.pop(next(i for i, r in enumerate(routes) if isinstance(r, DirectRoute))))
     app.openapi = _with_body_schemas(app)  # type: ignore[method-assign]
     return app
 
