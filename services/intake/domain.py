@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
 
 from services.common.contracts import Ident, Role, Severity, ShortText, Text
+from services.intake.randomness import random_bytes
 
 CHINA = timezone(timedelta(hours=8))
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
@@ -69,7 +70,7 @@ def case_numbers(received_at: datetime, seqs: list[int]) -> list[str]:
 
 
 def complainant_ref() -> str:
-    return f"cp-{secrets.token_hex(10)}"
+    return f"cp-{random_bytes(10).hex()}"
 
 
 def new_api_key() -> tuple[str, str, bytes]:

@@ -34,6 +34,7 @@ from services.intake.adapters import repository as repo
 from services.intake.adapters.repository import Agency, Submission
 from services.intake.adapters.vault import Contact, Vault
 from services.intake.domain import case_numbers
+from services.intake.randomness import random_bytes
 
 log = logging.getLogger(__name__)
 CASE_NUMBER_BLOCK = 256  # case numbers reserved per round trip to the sequence
@@ -171,7 +172,7 @@ class Submitter:
     def _plan(self, item: Submit, case_id: str, command: Command, now: datetime) -> repo.NewSubmission:
         """The submission's rows: itself, its command in the outbox, a filing's case access and sealed contact."""
         submission = Submission(
-            submission_id=uuid.uuid4(),
+            submission_id=uuid.UUID(bytes=random_bytes(16), version=4),  # as uuid4(), from the buffered CSPRNG
             agency_id=item.who.agency_id,
             idempotency_key=item.idempotency_key,
             request_hash=item.digest,

@@ -10,12 +10,13 @@ and nothing outside intake ever held more than the opaque ref.
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass
 
 import asyncpg
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from services.intake.randomness import random_bytes
 
 NONCE = 12
 KEY = 32  # AES-256
@@ -44,7 +45,7 @@ class Vault:
 
     def seal(self, ref: str, contact: Contact) -> tuple[bytes, bytes]:
         """(sealed contact, wrapped data key)."""
-        fresh = os.urandom(KEY + 2 * NONCE)  # the data key and both nonces, from one call to the OS
+        fresh = random_bytes(KEY + 2 * NONCE)  # the data key and both nonces, fresh from the OS's CSPRNG
         data_key, nonce, key_nonce = fresh[:KEY], fresh[KEY : KEY + NONCE], fresh[KEY + NONCE :]
         plain = orjson.dumps({"name": contact.name, "phone": contact.phone, "email": contact.email})
         sealed = nonce + AESGCM(data_key).encrypt(nonce, plain, f"contact:{ref}".encode())
