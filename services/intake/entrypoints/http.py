@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 
 from services.common import http
 from services.common.contracts import Command, FileComplaint, Role
@@ -152,8 +153,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 class DirectRoute(APIRoute):
     """A documented route whose endpoint takes the Request and returns the Response itself (FastAPI's custom route
-    class hook): no parameters solved, no answer validated and encoded per request. Starlette's exception handling
-    (problem+json) and the app's middleware still wrap it."""
+    class hook): no parameters solved, no answer validated and encoded per request, and no per-request exit stacks
+    for dependencies with ``yield`` (it has none). What it raises is answered by the app's exception handlers
+    (problem+json) as before, one layer out; the app's middleware still wraps it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        endpoint = self.get_route_handler()
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await endpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
+
+        self.app = app
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
