@@ -94,13 +94,22 @@ def build_worker(settings: Settings, topic: str = CASE_EVENTS.name, group: str =
     return runtime
 
 
+# tracked objects allocated (net) before the collector scans the young generation. A poll keeps ~5 per record alive
+# (record, decoded event, its id, ...) and every case it touches gets new contributions (~10 tuples and a dict),
+# so at 50,000 a collection came in every poll and scanned all of that: ~0.7 µs per object on this machine, 4-6 µs
+# per event, a fifth of the projector's CPU (docs/benchmarks.md). At 1,000,000 a collection comes only as the cache
+# grows (about one per million events until it is full) or cyclic garbage builds up; acyclic garbage is freed by
+# reference counting whatever the threshold.
+YOUNG_OBJECTS = 1_000_000
+
+
 def tune_gc() -> None:
-    """The projector holds up to ``CACHED_CASES`` cases in memory and allocates a few objects per event: with the
-    default thresholds the collector rescans that cache every few thousand events. Freeze what start-up made and
-    collect the young generation less often."""
+    """The projector holds up to ``CACHED_CASES`` cases in memory and allocates a few tracked objects per event, most
+    of which live for a whole poll: freeze what start-up made and collect the young generation only every
+    ``YOUNG_OBJECTS`` (the older ones every 5 and 50 of those)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(YOUNG_OBJECTS, 5, 10)
 
 
 def main_worker() -> None:
