@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
-from functools import partial
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
@@ -1009,6 +1008,11 @@ def trusted(cls: type[_Model], **values: Any) -> _Model:
     makes ``model_construct`` cost more than validating (pydantic 2.13). ``values`` must name every field, in
     declaration order: msgspec and pydantic write the fields in ``__dict__`` order (checked: a ``TypeError`` names
     the difference). Never for input from outside."""
+    return _filled(cls, values)
+
+
+def _filled(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """``trusted`` on a dict of the values, which the model keeps as its ``__dict__``."""
     order = _FIELD_ORDER.get(cls)
     if order is None:
         order = _FIELD_ORDER[cls] = tuple(cls.model_fields)
@@ -1037,17 +1041,17 @@ def wrap_event(
 ) -> EventEnvelope:
     """The envelope of a decided event. ``validate=False``: every value was derived from validated ones (the
     worker's hot path), so the envelope is filled without validating again (``trusted``)."""
-    build: Callable[..., EventEnvelope] = EventEnvelope if validate else partial(trusted, EventEnvelope)
-    return build(
-        event_id=event_id or new_id(),
-        event_type=payload.message_type,
-        schema_version=payload.schema_version,
-        stream_id=stream_id,
-        stream_version=stream_version,
-        occurred_at=occurred_at,
-        recorded_at=recorded_at,
-        actor=actor,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        payload=payload,
-    )
+    values = {
+        "event_id": event_id or new_id(),
+        "event_type": payload.message_type,
+        "schema_version": payload.schema_version,
+        "stream_id": stream_id,
+        "stream_version": stream_version,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+        "actor": actor,
+        "correlation_id": correlation_id,
+        "causation_id": causation_id,
+        "payload": payload,
+    }
+    return EventEnvelope(**values) if validate else _filled(EventEnvelope, values)

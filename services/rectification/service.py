@@ -41,6 +41,10 @@ from services.rectification.domain.time_limits import TimeLimitPolicy
 SYSTEM = Actor(agency_id="rectification", role=Role.SYSTEM)
 _NS = uuid.UUID("5b0f3c2e-9a57-4d63-9b1e-2f7a1c0de001")
 _NS_SHA1 = hashlib.sha1(_NS.bytes, usedforsecurity=False)  # uuid5's hash of the namespace, taken once
+_V5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)  # the variant and version bits, cleared ...
+_V5_SET = (0x8000 << 48) | (5 << 76)  # ... and set to RFC 4122, version 5: what UUID(bytes=..., version=5) does
+_new_uuid = uuid.UUID.__new__
+_set = object.__setattr__
 
 Clock = Callable[[], datetime]
 
@@ -65,12 +69,19 @@ class Rules:
         }
 
 
-def derived_id(source: uuid.UUID, purpose: str) -> uuid.UUID:
+def derived_id(source: uuid.UUID | str, purpose: str) -> uuid.UUID:
     """Deterministic ids, so deciding the same command twice yields the same messages: ``uuid5(_NS, "source:purpose")``,
-    continuing a copy of the namespace's hash instead of hashing the namespace again (three ids a command)."""
+    continuing a copy of the namespace's hash instead of hashing the namespace again (three ids a command).
+
+    ``source`` may be given as its text (``str(uuid)``) when a caller derives several ids from it. The UUID is filled
+    as ``UUID.__setstate__`` (unpickling) fills it, without ``UUID.__init__``'s argument checks (its cost was most of
+    this function's): the same ``int`` and ``is_safe`` slots, so the same value, text, hash and ordering."""
     digest = _NS_SHA1.copy()
     digest.update(f"{source}:{purpose}".encode())
-    return uuid.UUID(bytes=digest.digest()[:16], version=5)
+    made = _new_uuid(uuid.UUID)
+    _set(made, "int", (int.from_bytes(digest.digest()[:16]) & _V5_CLEAR) | _V5_SET)
+    _set(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 @dataclass
@@ -129,6 +140,7 @@ def decide_commands(
     queue: deque[tuple[CommandEnvelope, bool]] = deque((cmd, True) for cmd in commands)
     while queue:
         cmd, submitted = queue.popleft()
+        command_id = str(cmd.command_id)  # the source of two or three derived ids
         state = out.states.get(cmd.case_id)
         ctx = Context(
             case_id=cmd.case_id,
@@ -146,13 +158,13 @@ def decide_commands(
         except Refused as refusal:
             if submitted:
                 out.outcomes.append((cmd, refusal))
-                out.outgoing.append(_outcome(cmd, refusal, state, now))
+                out.outgoing.append(_outcome(cmd, command_id, refusal, state, now))
             continue
         for i, payload in enumerate(events):
             before, state = state, evolve(state, payload, cmd.case_id)
             env = wrap_event(
                 payload,
-                event_id=derived_id(cmd.command_id, f"event:{i}"),
+                event_id=derived_id(command_id, f"event:{i}"),
                 stream_id=cmd.case_id,
                 stream_version=state.version,
                 occurred_at=cmd.issued_at,
@@ -185,7 +197,7 @@ def decide_commands(
         out.states[cmd.case_id] = state
         if submitted:
             out.outcomes.append((cmd, None))
-            out.outgoing.append(_outcome(cmd, None, state, now, [e.message_type for e in events]))
+            out.outgoing.append(_outcome(cmd, command_id, None, state, now, [e.message_type for e in events]))
     return out
 
 
@@ -213,6 +225,7 @@ def _link_co_complainants(merge: CommandEnvelope, merged: CaseMerged) -> Command
 
 def _outcome(
     cmd: CommandEnvelope,
+    command_id: str,
     refusal: Refused | None,
     state: CaseState | None,
     now: datetime,
@@ -236,7 +249,7 @@ def _outcome(
         )
     env = wrap_event(
         payload,
-        event_id=derived_id(cmd.command_id, "outcome"),
+        event_id=derived_id(command_id, "outcome"),
         stream_id=cmd.case_id,
         stream_version=max(state.version if state else 1, 1),
         occurred_at=cmd.issued_at,

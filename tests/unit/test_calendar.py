@@ -218,3 +218,18 @@ def test_working_time_is_additive_and_bounded(moments: list[datetime]) -> None:
     assert whole == CALENDAR.working_time_between(a, b) + CALENDAR.working_time_between(b, c)
     assert timedelta(0) <= whole <= c - a
     assert CALENDAR.working_days_between(c, a) == 0.0
+
+
+WIDE_MOMENTS = st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2110, 12, 31), timezones=ZONES)
+
+
+@settings(max_examples=300)
+@given(a=st.one_of(MOMENTS, WIDE_MOMENTS), span=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400)))
+def test_running_total_gives_the_day_by_day_working_time(a: datetime, span: timedelta) -> None:
+    """The index of working days (the years the calendar knows) and the day-by-day count (any year) agree exactly,
+    also for spans that start or end outside the index, across holidays and make-up working days."""
+    b = a + span
+    local_a, local_b = a.astimezone(SHANGHAI), b.astimezone(SHANGHAI)
+    expected = CALENDAR._working_time_day_by_day(local_a, local_b) if span else timedelta(0)
+    assert CALENDAR.working_time_between(a, b) == expected
+    assert CALENDAR.working_time_between(b, a) == timedelta(0)

@@ -94,8 +94,19 @@ async def test_the_same_command_decided_twice_yields_identical_messages() -> Non
 def test_derived_ids_are_uuid5_of_source_and_purpose() -> None:
     for _ in range(50):
         source, purpose = uuid.uuid4(), f"event:{uuid.uuid4().int % 7}"
-        assert derived_id(source, purpose) == uuid.uuid5(_NS, f"{source}:{purpose}")
+        made, expected = derived_id(source, purpose), uuid.uuid5(_NS, f"{source}:{purpose}")
+        assert made == expected and derived_id(str(source), purpose) == expected
+        # built without UUID.__init__: every view of it must still be uuid5's
+        assert (str(made), made.bytes, hash(made), made.version, made.variant) == (
+            str(expected),
+            expected.bytes,
+            hash(expected),
+            5,
+            uuid.RFC_4122,
+        )
+        assert made.is_safe is expected.is_safe and {made: 1}[expected] == 1
     assert derived_id(uuid.UUID(int=0), "公开") == uuid.uuid5(_NS, f"{uuid.UUID(int=0)}:公开")
+    assert derived_id(uuid.UUID(int=(1 << 128) - 1), "x") == uuid.uuid5(_NS, f"{uuid.UUID(int=(1 << 128) - 1)}:x")
 
 
 async def test_a_conflicting_append_is_retried_against_the_new_state() -> None:

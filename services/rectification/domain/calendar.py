@@ -21,10 +21,10 @@ the explicit loaders.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -38,6 +38,7 @@ from pydantic_core import ErrorDetails
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # China Standard Time, no daylight saving since 1991
 ONE_DAY = timedelta(days=1)
 END_OF_DAY = time(23, 59, 59, 999_999)
+_DAY_US = 86_400_000_000
 CONFIG_DIR = Path(__file__).parent.parent / "config"
 DEFAULT_OVERRIDES_PATH = CONFIG_DIR / "calendar_overrides.v1.yaml"
 LIBRARY_VERSION = f"chinesecalendar-{chinese_calendar.__version__}"
@@ -138,12 +139,8 @@ class WorkCalendar:
     library_workdays: frozenset[date] = field(repr=False)
     extra_holidays: frozenset[date] = field(repr=False)
     extra_workdays: frozenset[date] = field(repr=False)
-    _measured: Callable[[datetime, datetime], timedelta] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # The same spans are measured again and again (every public view of a case re-measures its closed spells),
-        # so remember the latest ones; the calendar is immutable, so a remembered answer never goes stale.
-        object.__setattr__(self, "_measured", lru_cache(maxsize=1 << 16)(self._working_time_between))
+    # working days before each date of the years the calendar knows, counted from the first; built on first use
+    _index: _WorkdayIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, overrides: CalendarOverrides | None = None) -> WorkCalendar:
@@ -224,13 +221,25 @@ class WorkCalendar:
         return to_local(start) + timedelta(hours=hours)
 
     def working_time_between(self, a: datetime, b: datetime) -> timedelta:
-        """The part of [a, b) that falls on working days (local midnight to midnight); zero when b <= a."""
-        return self._measured(a, b)
+        """The part of [a, b) that falls on working days (local midnight to midnight); zero when b <= a.
 
-    def _working_time_between(self, a: datetime, b: datetime) -> timedelta:
+        Within the years the calendar knows, the difference of two readings of a running total (the working time
+        from the first day it knows up to each moment: one lookup of the working days before the moment's date),
+        whatever the span's length; outside them, day by day. Both give the same exact ``timedelta``."""
         a, b = to_local(a), to_local(b)
         if b <= a:
             return timedelta(0)
+        index = self._index
+        if index is None:
+            index = _WorkdayIndex.build(self)
+            object.__setattr__(self, "_index", index)
+        start, end = index.running_total(a), index.running_total(b)
+        if start is None or end is None:
+            return self._working_time_day_by_day(a, b)
+        return timedelta(microseconds=end - start)
+
+    def _working_time_day_by_day(self, a: datetime, b: datetime) -> timedelta:
+        """``working_time_between`` for local ``a < b``, one day at a time."""
         total = timedelta(0)
         day = a.date()
         while day <= b.date():
@@ -249,6 +258,35 @@ class WorkCalendar:
         result is n (to within 1e-10) on a non-working start day and below n + 1 on a working one.
         """
         return self.working_time_between(a, b) / ONE_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkdayIndex:
+    """How many working days come before each date from ``first`` on (``before[n]``: before ``first`` + n days)."""
+
+    first: int  # the proleptic ordinal of the first date
+    before: tuple[int, ...]
+    workday: tuple[bool, ...]
+
+    @classmethod
+    def build(cls, calendar: WorkCalendar) -> _WorkdayIndex:
+        """Every date of the years the library or the override file covers, and the year after the last."""
+        years = [*calendar.library_years, *calendar.override_years]
+        first, last = date(min(years), 1, 1), date(max(years) + 1, 12, 31)
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        workday = tuple(calendar.is_workday(day) for day in days)
+        return cls(first.toordinal(), tuple(accumulate(workday, initial=0))[:-1], workday)
+
+    def running_total(self, moment: datetime) -> int | None:
+        """The working time from the first date to local ``moment`` in microseconds, or None outside the dates
+        indexed."""
+        n = moment.toordinal() - self.first
+        if not 0 <= n < len(self.before):
+            return None
+        total = self.before[n] * _DAY_US
+        if self.workday[n]:
+            total += (moment.hour * 3600 + moment.minute * 60 + moment.second) * 1_000_000 + moment.microsecond
+        return total
 
 
 def load_calendar_overrides(path: Path | str | None = None) -> CalendarOverrides:
