@@ -158,7 +158,18 @@ def main() -> None:
         system.wait_http("intake-api")
         bare_port = free_port()
         bare = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(bare_port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.bare_app:app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",  # as intake-api runs (services/intake/wiring.py): the same server settings
+                "--no-proxy-headers",
+            ],
             cwd=REPO,
             start_new_session=True,
         )
