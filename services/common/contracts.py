@@ -1013,17 +1013,56 @@ def trusted(cls: type[_Model], **values: Any) -> _Model:
 
 def _filled(cls: type[_Model], values: dict[str, Any]) -> _Model:
     """``trusted`` on a dict of the values, which the model keeps as its ``__dict__``."""
-    order = _FIELD_ORDER.get(cls)
-    if order is None:
-        order = _FIELD_ORDER[cls] = tuple(cls.model_fields)
-    if tuple(values) != order:
-        raise TypeError(f"trusted({cls.__name__}) needs every field in declaration order {order}, got {tuple(values)}")
+    _check_order(cls, values)
     model = cls.__new__(cls)
     _set(model, "__dict__", values)
     _set(model, "__pydantic_fields_set__", set(values))
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model
+
+
+def _check_order(cls: type[BaseModel], values: dict[str, Any]) -> None:
+    order = _FIELD_ORDER.get(cls)
+    if order is None:
+        order = _FIELD_ORDER[cls] = tuple(cls.model_fields)
+    if tuple(values) != order:
+        raise TypeError(f"trusted({cls.__name__}) needs every field in declaration order {order}, got {tuple(values)}")
+
+
+def encode_trusted_event(
+    payload_type: type[DomainEvent],
+    payload: dict[str, Any],
+    *,
+    event_id: uuid.UUID,
+    stream_id: str,
+    stream_version: int,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    actor: Actor,
+    correlation_id: uuid.UUID,
+    causation_id: uuid.UUID | None,
+) -> bytes:
+    """``encode_event(wrap_event(trusted(payload_type, **payload), ..., validate=False))`` without building either
+    model: the same bytes (a test compares them), for a message a service derives from validated values and only
+    sends (the rectification worker's public facts and outcomes: two models fewer each). ``payload`` names every
+    field of ``payload_type`` in declaration order (checked, as ``trusted`` checks it)."""
+    _check_order(payload_type, payload)
+    return _ENCODER.encode(
+        {
+            "event_id": event_id,
+            "event_type": payload_type.message_type,
+            "schema_version": payload_type.schema_version,
+            "stream_id": stream_id,
+            "stream_version": stream_version,
+            "occurred_at": occurred_at,
+            "recorded_at": recorded_at,
+            "actor": actor,
+            "correlation_id": correlation_id,
+            "causation_id": causation_id,
+            "payload": payload,
+        }
+    )
 
 
 def wrap_event(

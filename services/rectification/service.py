@@ -17,10 +17,11 @@ from services.common.contracts import (
     CommandEnvelope,
     EventEnvelope,
     MergeCase,
+    PublicCaseChangedV2,
     Role,
     SubmissionAppliedV2,
     SubmissionRefused,
-    trusted,
+    encode_trusted_event,
     wrap_event,
 )
 from services.common.outbox import OutgoingMessage
@@ -34,7 +35,7 @@ from services.rectification.domain.case import (
     decide,
     evolve,
     public_changed,
-    public_view,
+    public_fields,
 )
 from services.rectification.domain.time_limits import TimeLimitPolicy
 
@@ -179,8 +180,9 @@ def decide_commands(
             out.encoded.append(message.value)
             out.outgoing.append(message)
             if public_changed(before, state):  # internal steps (an extension request, a co-complainant) show nothing
-                public = wrap_event(
-                    public_view(state, calendar),
+                public = encode_trusted_event(  # public_view(state) in its envelope, encoded without the two models
+                    PublicCaseChangedV2,
+                    public_fields(state, calendar),
                     event_id=derived_id(env.event_id, "public"),
                     stream_id=cmd.case_id,
                     stream_version=state.version,
@@ -189,9 +191,8 @@ def decide_commands(
                     actor=SYSTEM,
                     correlation_id=cmd.correlation_id,
                     causation_id=env.event_id,
-                    validate=False,
                 )
-                out.outgoing.append(OutgoingMessage.event(PUBLIC_CASES, public))
+                out.outgoing.append(OutgoingMessage(PUBLIC_CASES.name, cmd.case_id, public))
             if isinstance(payload, CaseMerged):
                 queue.appendleft((_link_co_complainants(cmd, payload), False))
         out.states[cmd.case_id] = state
@@ -231,27 +232,39 @@ def _outcome(
     now: datetime,
     types: list[str] | None = None,
 ) -> OutgoingMessage:
-    payload: SubmissionAppliedV2 | SubmissionRefused
+    event_id = derived_id(command_id, "outcome")
+    version = max(state.version if state else 1, 1)
     if refusal is None:
         assert state is not None
-        payload = trusted(
+        applied = {  # SubmissionAppliedV2, encoded in its envelope without building either model
+            "submission_id": cmd.command_id,
+            "case_id": cmd.case_id,
+            "case_version": state.version,
+            "events": tuple(types or ()),
+            "status": state.status,
+            "responsible_unit_id": state.responsible_unit_id,
+        }
+        value = encode_trusted_event(
             SubmissionAppliedV2,
-            submission_id=cmd.command_id,
-            case_id=cmd.case_id,
-            case_version=state.version,
-            events=tuple(types or ()),
-            status=state.status,
-            responsible_unit_id=state.responsible_unit_id,
+            applied,
+            event_id=event_id,
+            stream_id=cmd.case_id,
+            stream_version=version,
+            occurred_at=cmd.issued_at,
+            recorded_at=now,
+            actor=SYSTEM,
+            correlation_id=cmd.correlation_id,
+            causation_id=cmd.command_id,
         )
-    else:
-        payload = SubmissionRefused(
-            submission_id=cmd.command_id, case_id=cmd.case_id, reason=refusal.reason[:200], code=refusal.code
-        )
+        return OutgoingMessage(OUTCOMES.name, cmd.case_id, value)
+    refused = SubmissionRefused(
+        submission_id=cmd.command_id, case_id=cmd.case_id, reason=refusal.reason[:200], code=refusal.code
+    )
     env = wrap_event(
-        payload,
-        event_id=derived_id(command_id, "outcome"),
+        refused,
+        event_id=event_id,
         stream_id=cmd.case_id,
-        stream_version=max(state.version if state else 1, 1),
+        stream_version=version,
         occurred_at=cmd.issued_at,
         recorded_at=now,
         actor=SYSTEM,

@@ -19,7 +19,8 @@ HOLDERS        one holder at a time: each spell ends before the next begins; onl
 REFUSAL_PURE   a refused command changes nothing (the same state object, with the same hash over all its
                nested values) and gives a reason.
 NEVER_CRASH    any command by any actor in any state yields events or a Refused, never another exception.
-CONTRACTS      every event survives its JSON round trip unchanged.
+CONTRACTS      every event survives its JSON round trip unchanged: it validates, although the decider fills its
+               events without validating them (``contracts.trusted``: their values come from validated commands).
 PUBLIC_TEXT    no PublicCaseChanged carries text that was not approved through PublishCase: every other text
                carries a marker that never appears in the public view.
 PUBLIC_CHANGE  ``public_changed`` (what the service asks before it publishes a view) says the public view moved

@@ -132,3 +132,50 @@ def test_trusted_fills_a_model_without_validation_but_only_with_every_field_in_o
         c.trusted(c.TimelineEntry, at=at, step="filed")  # msgspec would write the fields in this order
     with pytest.raises(TypeError, match="declaration order"):
         c.trusted(c.TimelineEntry, step="filed")  # a missing field would only fail when read
+
+
+def test_encode_trusted_event_writes_the_bytes_of_the_models_it_skips() -> None:
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    envelope = {
+        "event_id": uuid.UUID(int=7),
+        "stream_id": "C-1",
+        "stream_version": 3,
+        "occurred_at": at,
+        "recorded_at": datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC),
+        "actor": c.Actor(agency_id="rectification", role=c.Role.SYSTEM),
+        "correlation_id": uuid.UUID(int=8),
+        "causation_id": None,
+    }
+    hold = c.trusted(c.PublicHold, step="triage", holder="supervisor", started_at=at, ended_at=at, working_days=0.25)
+    applied = {
+        "submission_id": uuid.UUID(int=9),
+        "case_id": "C-1",
+        "case_version": 3,
+        "events": ("CaseAssigned",),
+        "status": c.CaseStatus.ASSIGNED,
+        "responsible_unit_id": "u-1",
+    }
+    public = c.PublicCaseChangedV2(
+        case_id="C-1",
+        status=c.CaseStatus.ASSIGNED,
+        category="roads",
+        unit_id="u-1",
+        responsible_unit_id="u-1",
+        filed_at=at,
+        deadline=at,
+        redo_count=0,
+        problem_summary=None,
+        result_summary=None,
+        exposed=False,
+        entry=c.TimelineEntry(step="assigned", at=at),
+        overdue=False,
+        reopen_count=0,
+        escalations=0,
+        holds=(hold,),
+    )
+    for payload_type, values in ((c.SubmissionAppliedV2, applied), (c.PublicCaseChangedV2, dict(public.__dict__))):
+        model = c.wrap_event(c.trusted(payload_type, **values), **envelope, validate=False)  # type: ignore[arg-type]
+        encoded = c.encode_trusted_event(payload_type, values, **envelope)  # type: ignore[arg-type]
+        assert encoded == c.encode_event(model) == c.encode_event(c.decode_event(encoded))
+    with pytest.raises(TypeError, match="declaration order"):
+        c.encode_trusted_event(c.SubmissionAppliedV2, dict(reversed(applied.items())), **envelope)  # type: ignore[arg-type]

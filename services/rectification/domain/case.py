@@ -3,7 +3,9 @@
 No clock, database, Kafka or logging in here: time, reference data, the working-day calendar and the
 time-limit policy come in on ``Context``. A command that does not fit the case's state is refused with
 ``Refused``, whose reason a person can act on. Each command and event has exactly one entry in
-``DECIDERS`` / ``EVOLVERS``.
+``DECIDERS`` / ``EVOLVERS``. Commands are validated where they enter (decoding); the events decided from them and
+the state are filled without validating again (``contracts.trusted``; the property and simulation tests check that
+every event validates).
 
 Status model. The status says whose move it is: filed (supervisor triages), assigned (unit acknowledges),
 acknowledged (unit plans), planned (unit rectifies), rectified (supervisor inspects), accepted (supervisor
@@ -373,7 +375,8 @@ def decide_file(state: CaseState | None, cmd: FileComplaint, ctx: Context) -> li
     if ctx.known_categories and cmd.category not in ctx.known_categories:
         raise Refused("unknown_category", f"cannot file: category {cmd.category!r} is not a known category")
     return [
-        CaseFiled(
+        trusted(
+            CaseFiled,
             channel=cmd.channel,
             category=cmd.category,
             unit_id=cmd.unit_id,
@@ -419,7 +422,8 @@ def decide_assign(state: CaseState | None, cmd: AssignCase, ctx: Context) -> lis
             f"{rectify_due.isoformat()}",
         )
     return [
-        CaseAssigned(
+        trusted(
+            CaseAssigned,
             responsible_unit_id=cmd.responsible_unit_id,
             first_officer=cmd.first_officer,
             ack_due=ack_due,
@@ -442,7 +446,8 @@ def decide_transfer(state: CaseState | None, cmd: TransferCase, ctx: Context) ->
     deadlines = _policy_deadlines(case, ctx, action)
     assert case.responsible_unit_id is not None
     return [
-        CaseTransferred(
+        trusted(
+            CaseTransferred,
             from_unit_id=case.responsible_unit_id,
             to_unit_id=cmd.to_unit_id,
             reason=cmd.reason,
@@ -463,14 +468,14 @@ _PAST_TRIAGE = {
 
 def decide_dismiss(state: CaseState | None, cmd: DismissCase, ctx: Context) -> list[DomainEvent]:
     _supervisor_action(state, ctx, "dismiss", BEFORE_ACKNOWLEDGMENT, _PAST_TRIAGE)
-    return [CaseDismissed(reason=cmd.reason, at=ctx.now)]
+    return [trusted(CaseDismissed, reason=cmd.reason, at=ctx.now)]
 
 
 def decide_merge(state: CaseState | None, cmd: MergeCase, ctx: Context) -> list[DomainEvent]:
     case = _supervisor_action(state, ctx, "merge", BEFORE_ACKNOWLEDGMENT, _PAST_TRIAGE)
     if cmd.into_case_id == ctx.case_id:
         raise Refused("merge_into_self", "cannot merge: a case cannot be merged into itself")
-    return [CaseMerged(into_case_id=cmd.into_case_id, complainant_refs=case.complainant_refs, at=ctx.now)]
+    return [trusted(CaseMerged, into_case_id=cmd.into_case_id, complainant_refs=case.complainant_refs, at=ctx.now)]
 
 
 def decide_add_co_complainants(state: CaseState | None, cmd: AddCoComplainants, ctx: Context) -> list[DomainEvent]:
@@ -481,7 +486,7 @@ def decide_add_co_complainants(state: CaseState | None, cmd: AddCoComplainants, 
     new = tuple(dict.fromkeys(ref for ref in cmd.complainant_refs if ref not in case.complainant_refs))
     if not new:
         raise Refused("already_linked", f"cannot {action}: every one of them is already linked to the case")
-    return [CoComplainantsAdded(complainant_refs=new, merged_from=cmd.merged_from, at=ctx.now)]
+    return [trusted(CoComplainantsAdded, complainant_refs=new, merged_from=cmd.merged_from, at=ctx.now)]
 
 
 # ---------------------------------------------------------------------------- deciders: the unit's work
@@ -490,7 +495,7 @@ def decide_add_co_complainants(state: CaseState | None, cmd: AddCoComplainants, 
 def decide_acknowledge(state: CaseState | None, cmd: AcknowledgeCase, ctx: Context) -> list[DomainEvent]:
     case = _unit_action(state, ctx, "acknowledge", {CaseStatus.ASSIGNED})
     assert case.ack_due is not None
-    return [CaseAcknowledged(on_time=ctx.now <= case.ack_due, at=ctx.now)]
+    return [trusted(CaseAcknowledged, on_time=ctx.now <= case.ack_due, at=ctx.now)]
 
 
 def decide_request_extension(state: CaseState | None, cmd: RequestExtension, ctx: Context) -> list[DomainEvent]:
@@ -508,7 +513,7 @@ def decide_request_extension(state: CaseState | None, cmd: RequestExtension, ctx
         )
     if ctx.calendar is not None and ctx.policy is not None:
         _extended_due(case, cmd.working_days, ctx.calendar, ctx.policy, action)
-    return [ExtensionRequested(working_days=cmd.working_days, reason=cmd.reason, at=ctx.now)]
+    return [trusted(ExtensionRequested, working_days=cmd.working_days, reason=cmd.reason, at=ctx.now)]
 
 
 def _extended_due(
@@ -528,11 +533,12 @@ def decide_extension(state: CaseState | None, cmd: DecideExtension, ctx: Context
     if days is None:
         raise Refused("no_extension_pending", f"cannot {action}: the unit has not requested one")
     if not cmd.granted:
-        return [ExtensionDenied(working_days=days, reason=cmd.reason, at=ctx.now)]
+        return [trusted(ExtensionDenied, working_days=days, reason=cmd.reason, at=ctx.now)]
     calendar, policy = _time_tools(ctx, "grant an extension")
     due = _extended_due(case, days, calendar, policy, "grant an extension")
     return [
-        ExtensionGranted(
+        trusted(
+            ExtensionGranted,
             working_days=days,
             rectify_due=due,
             extensions_granted=case.extensions_granted + 1,
@@ -544,7 +550,7 @@ def decide_extension(state: CaseState | None, cmd: DecideExtension, ctx: Context
 
 def decide_plan(state: CaseState | None, cmd: SubmitPlan, ctx: Context) -> list[DomainEvent]:
     _unit_action(state, ctx, "submit a plan", {CaseStatus.ACKNOWLEDGED, CaseStatus.PLANNED})
-    return [PlanSubmitted(plan_summary=cmd.plan_summary, at=ctx.now)]
+    return [trusted(PlanSubmitted, plan_summary=cmd.plan_summary, at=ctx.now)]
 
 
 def decide_rectification(state: CaseState | None, cmd: SubmitRectification, ctx: Context) -> list[DomainEvent]:
@@ -552,8 +558,12 @@ def decide_rectification(state: CaseState | None, cmd: SubmitRectification, ctx:
     case = _unit_action(state, ctx, action, {CaseStatus.PLANNED})
     assert case.rectify_due is not None
     return [
-        RectificationSubmitted(
-            report=cmd.report, evidence_refs=cmd.evidence_refs, on_time=ctx.now <= case.rectify_due, at=ctx.now
+        trusted(
+            RectificationSubmitted,
+            report=cmd.report,
+            evidence_refs=cmd.evidence_refs,
+            on_time=ctx.now <= case.rectify_due,
+            at=ctx.now,
         )
     ]
 
@@ -563,7 +573,7 @@ def decide_rectification(state: CaseState | None, cmd: SubmitRectification, ctx:
 
 def decide_accept(state: CaseState | None, cmd: AcceptRectification, ctx: Context) -> list[DomainEvent]:
     case = _supervisor_action(state, ctx, "accept", {CaseStatus.RECTIFIED}, _INSPECTION_WHY)
-    return [RectificationAccepted(note=cmd.note, first_pass=case.round_rejections == 0, at=ctx.now)]
+    return [trusted(RectificationAccepted, note=cmd.note, first_pass=case.round_rejections == 0, at=ctx.now)]
 
 
 def decide_reject(state: CaseState | None, cmd: RejectRectification, ctx: Context) -> list[DomainEvent]:
@@ -571,7 +581,9 @@ def decide_reject(state: CaseState | None, cmd: RejectRectification, ctx: Contex
     case = _supervisor_action(state, ctx, action, {CaseStatus.RECTIFIED}, _INSPECTION_WHY)
     calendar, _ = _time_tools(ctx, action)
     due = calendar.add_working_days(ctx.now, cmd.working_days)
-    return [RectificationRejected(reason=cmd.reason, redo_count=case.redo_count + 1, rectify_due=due, at=ctx.now)]
+    return [
+        trusted(RectificationRejected, reason=cmd.reason, redo_count=case.redo_count + 1, rectify_due=due, at=ctx.now)
+    ]
 
 
 def decide_publish(state: CaseState | None, cmd: PublishCase, ctx: Context) -> list[DomainEvent]:
@@ -580,7 +592,7 @@ def decide_publish(state: CaseState | None, cmd: PublishCase, ctx: Context) -> l
         CaseStatus.PUBLISHED: "the case is already published",
     }
     _supervisor_action(state, ctx, "publish", {CaseStatus.ACCEPTED}, why)
-    return [CasePublished(problem_summary=cmd.problem_summary, result_summary=cmd.result_summary, at=ctx.now)]
+    return [trusted(CasePublished, problem_summary=cmd.problem_summary, result_summary=cmd.result_summary, at=ctx.now)]
 
 
 def decide_expose(state: CaseState | None, cmd: ExposeCase, ctx: Context) -> list[DomainEvent]:
@@ -590,7 +602,7 @@ def decide_expose(state: CaseState | None, cmd: ExposeCase, ctx: Context) -> lis
         raise Refused("not_published", f"cannot {action}: the case has no approved public summary; publish it first")
     if case.exposed:
         raise Refused("already_exposed", f"cannot {action}: the case is already on the exposure board")
-    return [CaseExposed(reason=cmd.reason, at=ctx.now)]
+    return [trusted(CaseExposed, reason=cmd.reason, at=ctx.now)]
 
 
 # ---------------------------------------------------------------------------- deciders: after publication
@@ -605,13 +617,13 @@ def decide_rate(state: CaseState | None, cmd: RateSatisfaction, ctx: Context) ->
     _require_status(case, {CaseStatus.PUBLISHED}, action)
     if any(ref == cmd.complainant_ref for ref, _ in case.ratings):
         raise Refused("already_rated", f"cannot {action}: {cmd.complainant_ref} has already rated this result")
-    rated = SatisfactionRated(complainant_ref=cmd.complainant_ref, rating=cmd.rating, at=ctx.now)
+    rated = trusted(SatisfactionRated, complainant_ref=cmd.complainant_ref, rating=cmd.rating, at=ctx.now)
     dissatisfied = sum(r is Satisfaction.DISSATISFIED for _, r in (*case.ratings, (cmd.complainant_ref, cmd.rating)))
     if 2 * dissatisfied <= len(case.complainant_refs):
         return [rated]
     due = _reopen_due(case, ctx, "reopen on a dissatisfied majority")
-    reopened = CaseReopened(
-        reason=ReopenReason.DISSATISFIED, reopen_count=case.reopen_count + 1, rectify_due=due, at=ctx.now
+    reopened = trusted(
+        CaseReopened, reason=ReopenReason.DISSATISFIED, reopen_count=case.reopen_count + 1, rectify_due=due, at=ctx.now
     )
     return [rated, reopened]
 
@@ -623,7 +635,7 @@ def decide_close(state: CaseState | None, cmd: CloseCase, ctx: Context) -> list[
         CaseStatus.CLOSED: "the case is already closed",
     }
     _supervisor_action(state, ctx, "close", {CaseStatus.PUBLISHED}, why)
-    return [CaseClosed(at=ctx.now)]
+    return [trusted(CaseClosed, at=ctx.now)]
 
 
 def decide_schedule_follow_up(state: CaseState | None, cmd: ScheduleFollowUp, ctx: Context) -> list[DomainEvent]:
@@ -638,7 +650,7 @@ def decide_schedule_follow_up(state: CaseState | None, cmd: ScheduleFollowUp, ct
         due_on = policy.follow_up_due(case.closed_at).date()
     if due_on <= local_date(ctx.now):
         raise Refused("bad_deadline", f"cannot {action}: {due_on.isoformat()} is not after today")
-    return [FollowUpScheduled(due_on=due_on, at=ctx.now)]
+    return [trusted(FollowUpScheduled, due_on=due_on, at=ctx.now)]
 
 
 _NOT_CLOSED_WHY = {s: f"{PHRASE[s]}; a follow-up review comes after closing" for s in OPEN_STATUSES}
@@ -650,11 +662,13 @@ def decide_record_follow_up(state: CaseState | None, cmd: RecordFollowUp, ctx: C
     if case.follow_up_due is None:
         raise Refused("no_follow_up", f"cannot {action}: none is scheduled")
     if cmd.held:
-        return [FollowUpConfirmed(note=cmd.note, at=ctx.now)]
+        return [trusted(FollowUpConfirmed, note=cmd.note, at=ctx.now)]
     due = _reopen_due(case, ctx, "reopen after a relapse")
     return [
-        FollowUpRelapsed(note=cmd.note, at=ctx.now),
-        CaseReopened(reason=ReopenReason.RELAPSED, reopen_count=case.reopen_count + 1, rectify_due=due, at=ctx.now),
+        trusted(FollowUpRelapsed, note=cmd.note, at=ctx.now),
+        trusted(
+            CaseReopened, reason=ReopenReason.RELAPSED, reopen_count=case.reopen_count + 1, rectify_due=due, at=ctx.now
+        ),
     ]
 
 
@@ -685,7 +699,7 @@ def decide_mark_overdue(state: CaseState | None, cmd: MarkOverdue, ctx: Context)
     if ctx.now <= current:
         raise Refused("not_yet_due", f"cannot {action}: it is not due until {current.isoformat()}")
     assert case.holder is not None
-    return [DeadlinePassed(which=cmd.which, due=current, holder=case.holder, at=ctx.now)]
+    return [trusted(DeadlinePassed, which=cmd.which, due=current, holder=case.holder, at=ctx.now)]
 
 
 def decide_escalate(state: CaseState | None, cmd: EscalateCase, ctx: Context) -> list[DomainEvent]:
@@ -693,7 +707,8 @@ def decide_escalate(state: CaseState | None, cmd: EscalateCase, ctx: Context) ->
     holder, days = longest_holder(case, ctx.calendar, until=ctx.now)
     assert case.step is not None and case.holder is not None
     return [
-        CaseEscalated(
+        trusted(
+            CaseEscalated,
             reason=cmd.reason,
             step=case.step,
             holder=case.holder,
@@ -709,7 +724,9 @@ def decide_accountability(state: CaseState | None, cmd: RecordAccountability, ct
     _supervisor_action(state, ctx, action, OPEN_STATUSES)
     if cmd.target_kind is AccountabilityTarget.UNIT:
         _require_known_unit(ctx, cmd.target, action)
-    return [AccountabilityRecorded(target_kind=cmd.target_kind, target=cmd.target, measure=cmd.measure, at=ctx.now)]
+    return [
+        trusted(AccountabilityRecorded, target_kind=cmd.target_kind, target=cmd.target, measure=cmd.measure, at=ctx.now)
+    ]
 
 
 DECIDERS: dict[type[Command], Callable[[Any, Any, Context], list[DomainEvent]]] = {
@@ -1049,25 +1066,29 @@ def public_view(state: CaseState, calendar: WorkCalendar | None = None) -> Publi
 
     Reads exactly what ``_shown`` lists: keep the two in step (a test checks they agree).
     """
-    return trusted(
-        PublicCaseChangedV2,
-        case_id=state.case_id,
-        status=state.status,
-        category=state.category,
-        unit_id=state.unit_id,
-        responsible_unit_id=state.responsible_unit_id,
-        filed_at=state.filed_at,
-        deadline=state.rectify_due,
-        redo_count=state.redo_count,
-        problem_summary=state.problem_summary,
-        result_summary=state.result_summary,
-        exposed=state.exposed,
-        entry=state.timeline[-1],
-        overdue=_overdue(state),
-        reopen_count=state.reopen_count,
-        escalations=state.escalations,
-        holds=tuple(public_hold(h, calendar) for h in state.holds),
-    )
+    return trusted(PublicCaseChangedV2, **public_fields(state, calendar))
+
+
+def public_fields(state: CaseState, calendar: WorkCalendar | None = None) -> dict[str, Any]:
+    """``public_view``'s field values in the contract's order (the worker encodes them without building the model)."""
+    return {
+        "case_id": state.case_id,
+        "status": state.status,
+        "category": state.category,
+        "unit_id": state.unit_id,
+        "responsible_unit_id": state.responsible_unit_id,
+        "filed_at": state.filed_at,
+        "deadline": state.rectify_due,
+        "redo_count": state.redo_count,
+        "problem_summary": state.problem_summary,
+        "result_summary": state.result_summary,
+        "exposed": state.exposed,
+        "entry": state.timeline[-1],
+        "overdue": _overdue(state),
+        "reopen_count": state.reopen_count,
+        "escalations": state.escalations,
+        "holds": tuple(public_hold(h, calendar) for h in state.holds),
+    }
 
 
 def _overdue(state: CaseState) -> bool:
