@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import asyncpg
 import orjson
@@ -60,8 +60,7 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()  # the Kafka headers, for consumers that read them
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded(Generic[M]):
+class Decoded(NamedTuple, Generic[M]):  # one per message on hot paths: a tuple builds faster than a frozen dataclass
     record: Record
     message: M
 

@@ -74,4 +74,5 @@ class Period:
 
 def month_of(at: datetime) -> str:
     """``YYYY-MM`` of the China calendar day of ``at``."""
-    return f"{at.astimezone(CHINA):%Y-%m}"
+    local = at.astimezone(CHINA)
+    return f"{local.year}-{local.month:02d}"  # what %Y-%m gives, without strftime's ~4 µs (scoring's hot path)

@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from operator import attrgetter, methodcaller
 
 from services.scoring.domain.events import ScoredEvent
 from services.scoring.domain.facts import MOVING, CaseFacts, apply, facts_to_json, iso, start
@@ -27,7 +29,9 @@ from services.scoring.domain.periods import cutoff, epoch_of, previous_month
 
 ID_HASH_MODULUS = 2**256
 _sha256 = hashlib.sha256
-_from_bytes = int.from_bytes
+_as_number = partial(int.from_bytes, byteorder="big")
+_digest = methodcaller("digest")
+_id_bytes = attrgetter("bytes")
 
 
 def id_hash(event_id: uuid.UUID) -> int:
@@ -59,6 +63,7 @@ class Change:
     counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (unit, month) -> deltas
     durations: dict[DurationKey, int] = field(default_factory=dict)  # +1 added, -1 removed
     epochs: dict[str, EpochTally] = field(default_factory=dict)
+    tallied: dict[str, tuple[list[uuid.UUID], list[datetime]]] = field(default_factory=dict)  # not yet in epochs
     skipped: int = 0  # events at or below their case's applied version: applied before
     sealed: set[str] = field(default_factory=set)  # cases that reached the ``until`` position
     unscorable: list[ScoredEvent] = field(default_factory=list)  # with ``lenient``: events left out
@@ -96,19 +101,27 @@ class Change:
                 del self.durations[key]  # type: ignore[arg-type]
 
     def tally(self, epoch: str, event: ScoredEvent, recorded_at: datetime) -> None:
-        """Count an applied event in its epoch: how many, their id hash, the latest recorded time."""
-        tally = self.epochs.get(epoch)
-        if tally is None:
-            tally = self.epochs[epoch] = EpochTally()
-        tally.events += 1
-        tally.id_hash_sum += _from_bytes(_sha256(event.event_id.bytes).digest(), "big")  # = id_hash; reduced
-        # mod 2**256 once per batch: settle_hashes
-        if tally.last_recorded_at is None or recorded_at > tally.last_recorded_at:
-            tally.last_recorded_at = recorded_at
+        """Count an applied event in its epoch (in ``epochs`` once ``settle_hashes`` has run): how many, their id
+        hash, the latest recorded time."""
+        pending = self.tallied.get(epoch)
+        if pending is None:
+            pending = self.tallied[epoch] = ([], [])
+        pending[0].append(event.event_id)
+        pending[1].append(recorded_at)
 
     def settle_hashes(self) -> None:
-        for tally in self.epochs.values():
-            tally.id_hash_sum %= ID_HASH_MODULUS
+        """Fold what was tallied into ``epochs``: the ids hashed in one pass per epoch, without Python per id."""
+        for epoch, (ids, times) in self.tallied.items():
+            tally = self.epochs.get(epoch)
+            if tally is None:
+                tally = self.epochs[epoch] = EpochTally()
+            tally.events += len(ids)
+            hashes = map(_as_number, map(_digest, map(_sha256, map(_id_bytes, ids))))  # id_hash of each
+            tally.id_hash_sum = (tally.id_hash_sum + sum(hashes)) % ID_HASH_MODULUS
+            latest = max(times)
+            if tally.last_recorded_at is None or latest > tally.last_recorded_at:
+                tally.last_recorded_at = latest
+        self.tallied.clear()
 
     def nonzero_counts(self) -> dict[tuple[str, str], list[int]]:
         return {key: row for key, row in self.counts.items() if any(row)}
