@@ -1,7 +1,7 @@
 """The service layer on the in-memory event store: the same behaviour the PostgreSQL adapter must show."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -10,7 +10,9 @@ from services.common.contracts import (
     CommandEnvelope,
     FileComplaint,
     Role,
+    decode_command,
     decode_event,
+    encode_command,
 )
 from services.common.reference import reference
 from services.common.topics import CASE_EVENTS, OUTCOMES, PUBLIC_CASES
@@ -135,3 +137,15 @@ async def test_in_memory_store_rejects_a_version_gap() -> None:
     env = store.streams["RC-1"][0]
     with pytest.raises(ConcurrencyConflict):
         await store.append([env])
+
+
+async def test_decoded_commands_give_the_bytes_of_the_commands_they_were() -> None:
+    """What the worker decides on (a decoded command: its times carry pydantic's TzInfo) gives the messages the
+    command itself gives, whether its time came as Z or as +08:00 (the bench and the simulation compare bytes)."""
+    for at in (NOW, NOW.astimezone(timezone(timedelta(hours=8)))):
+        command = file_cmd(at=at)
+        decoded = decode_command(encode_command(command))
+        sent, _ = await run(InMemoryEventStore(), command)
+        got, _ = await run(InMemoryEventStore(), decoded)
+        assert [m.value for m in got] == [m.value for m in sent]
+        assert all(at.isoformat()[-6:].replace("+00:00", "Z") in m.value.decode() for m in got)
