@@ -11,9 +11,10 @@ a year, produced once to a fresh 4-partition topic. Then, in the same run, alter
 
 (a) scoring: exactly the scoring worker's consumer (``BatchConsumer`` with the worker's inbox and projector,
     group join, one transaction per poll, offsets committed after PostgreSQL) into a fresh ``scoring`` schema;
-(b) bare: a plain aiokafka ``getmany`` loop doing a batched upsert of the same events, one transaction per
-    poll: JSON-decode, insert the event ids into a dedup table (``ON CONFLICT DO NOTHING``), upsert a counter
-    per case (the message key) with ``unnest``, store the offsets; no domain logic, no pipelining.
+(b) bare: a plain aiokafka ``getmany`` loop with the scoring consumer's settings (records per poll, fetch wait and
+    size, session) doing a batched upsert of the same events, one transaction per poll: JSON-decode, insert the
+    event ids into a dedup table (``ON CONFLICT DO NOTHING``), upsert a counter per case (the message key) with
+    ``unnest``, store the offsets; no domain logic, no pipelining.
 
 Each is timed from its first fetched poll to its last commit, and checked: every event applied once (the
 projection's content must equal the pure projection's for small runs; the bare's counters must sum to N).
@@ -205,25 +206,28 @@ CREATE TABLE offsets (topic text, kafka_partition integer, next_offset bigint, P
 """
 
 
-async def run_bare(settings: Settings, topic: str, count: int, batch: int) -> tuple[float, float]:
+async def run_bare(settings: Settings, topic: str, count: int) -> tuple[float, float]:
     await _drop_schema(settings.database_url, "bare")
     conn = await asyncpg.connect(settings.database_url)
     await conn.execute("CREATE SCHEMA bare; SET search_path TO bare;" + BARE_TABLES)
+    # the scoring worker's consumer settings, exactly: polls of the same size, the same fetch wait and fetch size
+    config = consumer_config(settings, topic, f"bench-bare-{uuid.uuid4().hex[:8]}")
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+        bootstrap_servers=config.bootstrap,
+        group_id=config.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=max(300, config.session_timeout_ms // 3),
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_wait_ms=config.fetch_wait_ms,
     )
     await consumer.start()
     done, started, cpu_started = 0, 0.0, 0.0
     try:
         while done < count:
-            polled = await consumer.getmany(timeout_ms=200, max_records=batch)
+            polled = await consumer.getmany(timeout_ms=config.poll_timeout_ms, max_records=config.batch_size)
             if not polled:
                 continue
             if not started:
@@ -288,7 +292,7 @@ async def bench(env: dict[str, str], count: int, rounds: int, batch: int) -> str
     tune_gc()  # as the scoring worker does at start-up
     scoring_rates, bare_rates = [], []
     for r in range(rounds):
-        bare_rate, bare_cpu = await run_bare(settings, topic, count, batch)
+        bare_rate, bare_cpu = await run_bare(settings, topic, count)
         scoring_rate, scoring_cpu = await run_scoring(settings, topic, count)
         bare_rates.append(bare_rate)
         scoring_rates.append(scoring_rate)
@@ -330,7 +334,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each; the best of each counts")
-    parser.add_argument("--batch", type=int, default=4000, help="records per poll, for both consumers")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=4000,
+        help="records per poll at least, for both consumers (the worker polls POLL_RECORDS at least)",
+    )
     parser.add_argument("--fast-pg", action="store_true", help="PostgreSQL without fsync, as the tests run it")
     args = parser.parse_args()
     console.print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs")

@@ -40,8 +40,9 @@ def scoring(
 ) -> None:
     """Replay the case-event log into a fresh shadow schema through the consumer's own code; compare hashes."""
     from services.common.settings import get_settings
-    from services.scoring.wiring import ProjectorRunning, rebuild_scoring
+    from services.scoring.wiring import ProjectorRunning, rebuild_scoring, tune_gc
 
+    tune_gc()  # the worker's collector settings: the rebuild runs its projector (and bench.scoring times it so)
     try:
         with log_progress("replaying rectify.case.events.v1 into scoring_rebuild") as advance:
             report = asyncio.run(rebuild_scoring(get_settings(), idle_s=idle, swap=swap, progress=advance))
