@@ -7,6 +7,7 @@ import asyncio
 import random
 import socket
 from collections.abc import Iterable
+from datetime import datetime
 
 import orjson
 import pytest
@@ -15,10 +16,11 @@ from hypothesis import strategies as st
 
 from services.common.batch_consumer import BatchConsumer, ConsumerConfig
 from services.common.contracts import ContractError, encode_event
+from services.common.periods import CHINA, month_of
 from services.scoring.adapters.wire import _read_dict, read_event
 from services.scoring.domain.events import ScoredEvent
 from services.scoring.domain.facts import MOVING, CaseFacts
-from services.scoring.domain.projection import Change, Tables, apply_events
+from services.scoring.domain.projection import ID_HASH_MODULUS, Change, Tables, apply_events, id_hash
 from services.scoring.entrypoints.case_events import FactsCache, case_slices, work_out
 from tests.unit.test_scoring_properties import events, interleave, reference_digest, simulated_log
 
@@ -155,3 +157,20 @@ def test_a_case_without_facts_counts_its_other_events_once() -> None:
     assert sum(t.events for t in first.epochs.values()) == len(counted)
     again = apply_events({}, counted, known_versions=first.versions)
     assert (again.skipped, again.epochs, again.versions) == (len(counted), {}, {})
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(timezones=st.timezones()))
+def test_the_month_of_an_instant_is_what_strftime_gives(at: datetime) -> None:
+    assert month_of(at) == f"{at.astimezone(CHINA):%Y-%m}"
+
+
+def test_an_epochs_id_hash_is_the_sum_of_its_events_id_hashes() -> None:
+    """Hashed once per batch: the same figure as ``id_hash`` event by event, reduced mod 2**256."""
+    change = apply_events({}, events())
+    assert sum(t.events for t in change.epochs.values()) == len(events())
+    assert (
+        sum(t.id_hash_sum for t in change.epochs.values()) % ID_HASH_MODULUS
+        == sum(id_hash(e.event_id) for e in events()) % ID_HASH_MODULUS
+    )
+    assert not change.tallied
