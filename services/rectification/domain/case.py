@@ -47,7 +47,6 @@ the supervisor's summaries from ``CasePublished``; a reopening withdraws the res
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -132,8 +131,10 @@ class Refused(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(NamedTuple):
+    """What a decision depends on besides the case (one per command: a named tuple, cheaper to make than a frozen
+    dataclass, as ``CaseState``)."""
+
     case_id: str
     actor: Actor
     now: datetime
@@ -155,8 +156,7 @@ class Hold(NamedTuple):
     ended_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HoldRecord:
+class HoldRecord(NamedTuple):
     step: str
     holder: str
     started_at: datetime
