@@ -233,3 +233,24 @@ def test_running_total_gives_the_day_by_day_working_time(a: datetime, span: time
     expected = CALENDAR._working_time_day_by_day(local_a, local_b) if span else timedelta(0)
     assert CALENDAR.working_time_between(a, b) == expected
     assert CALENDAR.working_time_between(b, a) == timedelta(0)
+
+
+def test_a_calendar_of_explicit_days_only_counts_day_by_day() -> None:
+    """A ranking's evidence carries its span's days, not library years (scoring.domain.evidence.calendar_from):
+    such a calendar has no years to index and counts working time one day at a time."""
+    national_day = date(2026, 10, 1)
+    days_only = WorkCalendar(
+        library_version="lib",
+        override_version="evidence",
+        library_years=(0, 0),
+        override_years=frozenset(),
+        provisional_years=frozenset(),
+        library_holidays=frozenset(),
+        library_workdays=frozenset(),
+        extra_holidays=frozenset({national_day}),
+        extra_workdays=frozenset({date(2026, 10, 10)}),
+    )
+    start, end = shanghai(2026, 9, 30, 12), shanghai(2026, 10, 11)
+    # half of 30 Sep, 1 Oct a holiday, 2 Oct a Friday, 3-4 Oct a weekend, 5-9 Oct, 10 Oct a make-up Saturday
+    assert days_only.working_time_between(start, end) == timedelta(days=7, hours=12)
+    assert days_only.working_time_between(start, end) == days_only._working_time_day_by_day(start, end)

@@ -271,7 +271,9 @@ class _WorkdayIndex:
     @classmethod
     def build(cls, calendar: WorkCalendar) -> _WorkdayIndex:
         """Every date of the years the library or the override file covers, and the year after the last."""
-        years = [*calendar.library_years, *calendar.override_years]
+        years = [year for year in (*calendar.library_years, *calendar.override_years) if year > 0]
+        if not years:  # a calendar of explicit days only (a ranking's evidence): nothing to index
+            return cls(0, (), ())
         first, last = date(min(years), 1, 1), date(max(years) + 1, 12, 31)
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         workday = tuple(calendar.is_workday(day) for day in days)
