@@ -164,9 +164,9 @@ class Submitter:
         """n new case numbers, ascending, from a block this process reserved from the database sequence (one round
         trip per CASE_NUMBER_BLOCK filings, not per batch). Unique across processes and restarts; the numbers left
         in a block when the process stops are never used (gaps), and processes number from their own blocks."""
-        if len(self._spare_seqs) < n:
+        while len(self._spare_seqs) < n:  # again after each draw: the other writer may have taken some meanwhile
             drawn = await repo.next_case_seqs(conn, max(n, CASE_NUMBER_BLOCK) - len(self._spare_seqs))
-            self._spare_seqs.extend(drawn)  # after the await: another writer may have added a block meanwhile
+            self._spare_seqs.extend(drawn)
         return [self._spare_seqs.popleft() for _ in range(n)]
 
     def _plan(self, item: Submit, case_id: str, command: Command, now: datetime) -> repo.NewSubmission:

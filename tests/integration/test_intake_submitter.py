@@ -172,3 +172,19 @@ async def test_case_numbers_come_from_blocks_unique_across_processes_and_restart
     finally:
         await restarted.stop()
     assert numbers([after_restart]) == [2 * block + 1]  # the rest of the old blocks is a gap, never reused
+
+
+async def test_two_writers_drawing_full_batches_at_once_each_get_enough_case_numbers(pool: asyncpg.Pool) -> None:
+    """Both writers find the spare numbers short and draw at the same moment; the one that resumes last must not
+    come up short because the other took from the block it counted on."""
+    submitter = Submitter(pool, VAULT, lambda: datetime.now(UTC), writers=2)
+    async with pool.acquire() as setup:
+        submitter._spare_seqs.extend(
+            await setup.fetchval("SELECT array_agg(nextval('case_number')) FROM generate_series(1, 10)")
+        )
+    async with pool.acquire() as conn_a, pool.acquire() as conn_b:
+        got_a, got_b = await asyncio.gather(
+            submitter._case_seqs(conn_a, CASE_NUMBER_BLOCK), submitter._case_seqs(conn_b, CASE_NUMBER_BLOCK)
+        )
+    assert len(got_a) == len(got_b) == CASE_NUMBER_BLOCK
+    assert len(set(got_a) | set(got_b)) == 2 * CASE_NUMBER_BLOCK
