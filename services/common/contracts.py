@@ -1065,6 +1065,14 @@ def encode_trusted_event(
     )
 
 
+def encode_trusted_part(model_type: type[BaseModel], values: dict[str, Any]) -> msgspec.Raw:
+    """A part of later trusted messages (the values of a ``model_type`` nested in their payloads, in declaration
+    order: checked), encoded once: ``encode_trusted_event`` writes a ``msgspec.Raw`` among its values as it is, the
+    bytes the model would have been written as (a test compares them)."""
+    _check_order(model_type, values)
+    return msgspec.Raw(_ENCODER.encode(values))
+
+
 def wrap_event(
     payload: DomainEvent,
     *,

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
+
 from services.common.contracts import (
     Actor,
     AddCoComplainants,
@@ -18,10 +20,12 @@ from services.common.contracts import (
     EventEnvelope,
     MergeCase,
     PublicCaseChangedV2,
+    PublicHold,
     Role,
     SubmissionAppliedV2,
     SubmissionRefused,
     encode_trusted_event,
+    encode_trusted_part,
     wrap_event,
 )
 from services.common.outbox import OutgoingMessage
@@ -31,11 +35,13 @@ from services.rectification.domain.calendar import WorkCalendar
 from services.rectification.domain.case import (
     CaseState,
     Context,
+    Hold,
     Refused,
     decide,
     evolve,
     public_changed,
     public_fields,
+    public_hold_fields,
 )
 from services.rectification.domain.time_limits import TimeLimitPolicy
 
@@ -83,6 +89,24 @@ def derived_id(source: uuid.UUID | str, purpose: str) -> uuid.UUID:
     _set(made, "int", (int.from_bytes(digest.digest()[:16]) & _V5_CLEAR) | _V5_SET)
     _set(made, "is_safe", uuid.SafeUUID.unknown)
     return made
+
+
+_ENCODED_HOLDS: dict[int, tuple[Hold, WorkCalendar | None, msgspec.Raw]] = {}
+_ENCODED_HOLDS_KEPT = 1 << 17
+
+
+def encoded_hold(hold: Hold, calendar: WorkCalendar | None = None) -> msgspec.Raw:
+    """A spell's public form as the bytes ``public_hold`` would be written as, encoded once: a case's earlier spells
+    are the same ``Hold`` objects in each of its later states, so each later public fact copies them (remembered by
+    identity, with the spell kept so its id cannot be reused while its entry lives, as ``public_hold`` is)."""
+    found = _ENCODED_HOLDS.get(id(hold))
+    if found is not None and found[0] is hold and found[1] is calendar:
+        return found[2]
+    encoded = encode_trusted_part(PublicHold, public_hold_fields(hold, calendar))
+    if len(_ENCODED_HOLDS) >= _ENCODED_HOLDS_KEPT:
+        _ENCODED_HOLDS.clear()
+    _ENCODED_HOLDS[id(hold)] = (hold, calendar, encoded)
+    return encoded
 
 
 @dataclass
@@ -182,7 +206,7 @@ def decide_commands(
             if public_changed(before, state):  # internal steps (an extension request, a co-complainant) show nothing
                 public = encode_trusted_event(  # public_view(state) in its envelope, encoded without the two models
                     PublicCaseChangedV2,
-                    public_fields(state, calendar),
+                    public_fields(state, calendar, encoded_hold),
                     event_id=derived_id(env.event_id, "public"),
                     stream_id=cmd.case_id,
                     stream_version=state.version,

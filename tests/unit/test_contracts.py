@@ -179,3 +179,11 @@ def test_encode_trusted_event_writes_the_bytes_of_the_models_it_skips() -> None:
         assert encoded == c.encode_event(model) == c.encode_event(c.decode_event(encoded))
     with pytest.raises(TypeError, match="declaration order"):
         c.encode_trusted_event(c.SubmissionAppliedV2, dict(reversed(applied.items())), **envelope)  # type: ignore[arg-type]
+    # a nested part encoded once (the worker's public spells) writes the bytes of the model it stands for
+    hold_values = dict(hold.__dict__)
+    with_part = {**public.__dict__, "holds": (c.encode_trusted_part(c.PublicHold, hold_values),)}
+    assert c.encode_trusted_event(c.PublicCaseChangedV2, with_part, **envelope) == c.encode_event(  # type: ignore[arg-type]
+        c.wrap_event(public, **envelope, validate=False)  # type: ignore[arg-type]
+    )
+    with pytest.raises(TypeError, match="declaration order"):
+        c.encode_trusted_part(c.PublicHold, dict(reversed(hold_values.items())))

@@ -18,7 +18,7 @@ from services.common.reference import reference
 from services.common.topics import PUBLIC_CASES
 from services.rectification.adapters.event_store import InMemoryEventStore
 from services.rectification.domain.calendar import load_calendar
-from services.rectification.domain.case import UNIT_STATUSES, CaseState, Refused, fold
+from services.rectification.domain.case import UNIT_STATUSES, CaseState, Refused, evolve, fold, public_view
 from services.rectification.domain.time_limits import load_time_limits
 from services.rectification.service import apply_commands, decide_batch
 from services.rectification.simulation import PATHS, PRIVATE, Simulation, month_of_cases
@@ -181,6 +181,25 @@ def test_the_public_sees_only_approved_text() -> None:
         view = decode_event(raw).payload
         assert isinstance(view, c.PublicCaseChangedV2)
         assert {view.problem_summary, view.result_summary} <= approved | {None}
+
+
+def test_each_public_fact_is_the_public_view_of_its_version() -> None:
+    """The worker writes its public facts from field values, each spell's bytes encoded once and copied into later
+    facts: every fact holds ``public_view`` of the case at the version it names, written as that model would be."""
+    run = outcome()
+    states: dict[tuple[str, int], CaseState] = {}
+    for case_id, stream in run.streams.items():
+        state: CaseState | None = None
+        for e in stream:
+            state = evolve(state, e.payload, case_id)
+            states[(case_id, e.stream_version)] = state
+    public = [m.value for m in run.outgoing if m.topic == PUBLIC_CASES.name]
+    assert len(public) > 1000 and max(len(decode_event(raw).payload.holds) for raw in public) >= 5  # type: ignore[attr-defined]
+    for raw in public:
+        fact = decode_event(raw)
+        view = public_view(states[(fact.stream_id, fact.stream_version)], CALENDAR)
+        assert fact.payload == view
+        assert raw == encode_event(fact.model_copy(update={"payload": view}))
 
 
 def test_messages_are_the_bytes_pydantic_would_write() -> None:

@@ -1069,8 +1069,14 @@ def public_view(state: CaseState, calendar: WorkCalendar | None = None) -> Publi
     return trusted(PublicCaseChangedV2, **public_fields(state, calendar))
 
 
-def public_fields(state: CaseState, calendar: WorkCalendar | None = None) -> dict[str, Any]:
-    """``public_view``'s field values in the contract's order (the worker encodes them without building the model)."""
+def public_fields(
+    state: CaseState,
+    calendar: WorkCalendar | None = None,
+    show_hold: Callable[[Hold, WorkCalendar | None], object] | None = None,
+) -> dict[str, Any]:
+    """``public_view``'s field values in the contract's order (the worker encodes them without building the model).
+    ``show_hold`` gives each spell's public form (``public_hold`` without it; the worker gives its encoded bytes)."""
+    show = public_hold if show_hold is None else show_hold
     return {
         "case_id": state.case_id,
         "status": state.status,
@@ -1087,7 +1093,7 @@ def public_fields(state: CaseState, calendar: WorkCalendar | None = None) -> dic
         "overdue": _overdue(state),
         "reopen_count": state.reopen_count,
         "escalations": state.escalations,
-        "holds": tuple(public_hold(h, calendar) for h in state.holds),
+        "holds": tuple([show(h, calendar) for h in state.holds]),
     }
 
 
@@ -1149,18 +1155,22 @@ def public_hold(hold: Hold, calendar: WorkCalendar | None = None) -> PublicHold:
     found = _PUBLIC_HOLDS.get(id(hold))
     if found is not None and found[0] is hold and found[1] is calendar:
         return found[2]
-    public = trusted(
-        PublicHold,
-        step=hold.step,
-        holder=hold.holder,
-        started_at=hold.started_at,
-        ended_at=hold.ended_at,
-        working_days=None if hold.ended_at is None else round(spell_length(hold, calendar), 4),
-    )
+    public = trusted(PublicHold, **public_hold_fields(hold, calendar))
     if len(_PUBLIC_HOLDS) >= _PUBLIC_HOLDS_KEPT:
         _PUBLIC_HOLDS.clear()
     _PUBLIC_HOLDS[id(hold)] = (hold, calendar, public)
     return public
+
+
+def public_hold_fields(hold: Hold, calendar: WorkCalendar | None = None) -> dict[str, Any]:
+    """``public_hold``'s field values in the contract's order."""
+    return {
+        "step": hold.step,
+        "holder": hold.holder,
+        "started_at": hold.started_at,
+        "ended_at": hold.ended_at,
+        "working_days": None if hold.ended_at is None else round(spell_length(hold, calendar), 4),
+    }
 
 
 def pending_deadlines(state: CaseState) -> list[tuple[DeadlineKind, datetime]]:
