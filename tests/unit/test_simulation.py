@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 
+import orjson
+
 from services.common import contracts as c
 from services.common.contracts import CaseStatus, CommandEnvelope, EventEnvelope, decode_event, encode_event
 from services.common.outbox import OutgoingMessage
@@ -200,6 +202,74 @@ def test_each_public_fact_is_the_public_view_of_its_version() -> None:
         view = public_view(states[(fact.stream_id, fact.stream_version)], CALENDAR)
         assert fact.payload == view
         assert raw == encode_event(fact.model_copy(update={"payload": view}))
+
+
+def _decoded_both_ways(raw: bytes | dict[str, object], kind: str) -> tuple[object, object]:
+    """What ``decode_command`` / ``decode_event`` give (value, or the refusal's code and reason), and what the
+    envelope-then-payload validation alone gives."""
+    cls, key, base = (
+        (c.CommandEnvelope, "command_type", c.Command)
+        if kind == "command"
+        else (c.EventEnvelope, "event_type", c.DomainEvent)
+    )
+    decode = c.decode_command if kind == "command" else c.decode_event
+    results: list[object] = []
+    for way in (decode, lambda r: c._decode_checked(c._load(r), cls, key, base)):
+        try:
+            model = way(raw)  # type: ignore[no-untyped-call]
+            results.append(
+                (
+                    type(model),
+                    model,
+                    model.model_fields_set,
+                    encode_event(model) if kind == "event" else c.encode_command(model),
+                )
+            )
+        except c.ContractError as exc:
+            results.append((exc.code, exc.reason))
+    return results[0], results[1]
+
+
+def test_decoding_in_one_validation_gives_what_validating_payload_and_envelope_gives() -> None:
+    """Messages at their type's latest version are validated envelope and payload together: the same models (fields
+    set included) and bytes for every command, event and outgoing message of the month, the same refusals (code and
+    reason) for invalid ones."""
+    run = outcome()
+    commands = [c.encode_command(cmd) for cmd in run.simulation.envelopes()]
+    events = [encode_event(e) for s in run.streams.values() for e in s] + [m.value for m in run.outgoing]
+    for raw in commands:
+        fast, checked = _decoded_both_ways(raw, "command")
+        assert fast == checked and isinstance(fast[1], c.CommandEnvelope)  # type: ignore[index]
+    for raw in events:
+        fast, checked = _decoded_both_ways(raw, "event")
+        assert fast == checked and isinstance(fast[1], c.EventEnvelope)  # type: ignore[index]
+    samples = {orjson.loads(raw)["command_type"]: orjson.loads(raw) for raw in commands}
+    broken: list[dict[str, object]] = []
+    for good in samples.values():
+        payload = good["payload"]
+        first = next(iter(payload), "extra")  # some commands carry no fields
+        for key in good:
+            broken += [{**good, key: bad} for bad in (None, 7, True, "", [1], {"x": 1}, "not-a-uuid")]
+            broken.append({k: v for k, v in good.items() if k != key})
+        broken += [
+            {**good, "extra": 1},
+            {**good, "schema_version": 99},
+            {**good, "schema_version": True},
+            {**good, "command_type": "CaseFiled"},
+            {**good, "command_type": "NoSuchCommand"},
+            {**good, "issued_at": "2026-03-02T09:00:00"},
+            {**good, "payload": {**payload, "extra": 1}},
+            {**good, "payload": {k: v for k, v in payload.items() if k != first}},
+            {**good, "payload": {**payload, first: None}},
+            {**good, "payload": {**payload, first: [1]}},
+        ]
+    refused = 0
+    for data in broken:
+        for raw in (orjson.dumps(data), data):
+            fast, checked = _decoded_both_ways(raw, "command")  # type: ignore[arg-type]
+            assert fast == checked, (data, fast, checked)
+            refused += isinstance(fast[0], str)  # type: ignore[index]
+    assert refused > len(broken)  # most of them are refused, each with the same reason both ways
 
 
 def test_messages_are_the_bytes_pydantic_would_write() -> None:
