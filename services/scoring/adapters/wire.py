@@ -11,6 +11,11 @@ The JSON is parsed by msgspec into a struct of just the fields read (the actor, 
 other fields are skipped, never built as Python objects): half the cost of parsing the whole message into
 dicts. The checks are the same functions either way; a message msgspec refuses (not JSON, not an object, a
 payload that is not an object) is read again with orjson, whose path names the exact fault.
+
+The times are parsed by msgspec too (``_TimedEnvelope``): in C, and every time with the same offset shares one
+``tzinfo`` object, which makes comparing two of them ~20 times cheaper than for times parsed by
+``datetime.fromisoformat`` (a new zone each, so every comparison calls ``utcoffset`` on both). The fold compares
+times several times per event. A time msgspec refuses is read again untyped, and ``_time`` says what is wrong.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ def _bad(where: str, why: str) -> ContractError:
 
 
 def _time(value: object, where: str) -> datetime:
+    if type(value) is datetime:  # parsed by msgspec (the typed first try): only the zone is left to check
+        if value.utcoffset() is None:
+            raise _bad(where, "the time has no timezone")
+        return value
     if type(value) is not str:
         raise _bad(where, "a timezone-aware ISO 8601 time is required")
     try:
@@ -105,6 +114,17 @@ class _Envelope(msgspec.Struct, gc=False):
     payload: Payload | None = None  # not an object: msgspec refuses, and the orjson path says why
 
 
+class _TimedPayload(Payload, gc=False):
+    at: datetime | None = None
+    filed_at: datetime | None = None
+
+
+class _TimedEnvelope(_Envelope, gc=False):
+    recorded_at: datetime | None = None
+    payload: _TimedPayload | None = None
+
+
+_TIMED = msgspec.json.Decoder(_TimedEnvelope)
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 
 
@@ -153,9 +173,12 @@ CASE_EVENT_VERSIONS: dict[str, int] = {
 
 def read_event(raw: bytes) -> ScoredEvent:
     try:
-        env = _ENVELOPE.decode(raw)
+        env = _TIMED.decode(raw)
     except msgspec.MsgspecError:
-        return _read_dict(raw)
+        try:
+            env = _ENVELOPE.decode(raw)
+        except msgspec.MsgspecError:
+            return _read_dict(raw)
     return _checked(
         env.event_type, env.schema_version, env.payload, env.stream_version, env.event_id, env.stream_id,
         env.recorded_at, raw,

@@ -73,16 +73,27 @@ class Change:
             self._add(key, n, epoch)
 
     def merge_difference(self, before: Contributions, after: Contributions, epoch: str) -> None:
-        """``merge(difference(before, after), epoch)`` without building the difference."""
+        """``merge(difference(before, after), epoch)`` without building the difference (``_add`` inlined: this
+        runs once per case and batch)."""
         if before == after:
             return
-        for key, n in after.items():
-            d = n - before.get(key, 0)
-            if d:
-                self._add(key, d, epoch)
-        for key, n in before.items():
-            if key not in after:
-                self._add(key, -n, epoch)
+        deltas = [(key, n - before.get(key, 0)) for key, n in after.items()]
+        deltas += [(key, -n) for key, n in before.items() if key not in after]
+        counts, durations = self.counts, self.durations
+        for key, n in deltas:
+            if not n or key[0] < epoch:  # unchanged, or that month had settled before these events were recorded
+                continue
+            if len(key) == 3:
+                row = counts.get((key[1], key[0]))
+                if row is None:
+                    row = counts[(key[1], key[0])] = [0] * WIDTH
+                row[key[2]] += n  # type: ignore[misc]
+            else:
+                net = durations.get(key, 0) + n  # type: ignore[call-overload]
+                if net:
+                    durations[key] = net  # type: ignore[index]
+                else:
+                    del durations[key]  # type: ignore[arg-type]
 
     def _add(self, key: Key, n: int, epoch: str) -> None:
         month = key[0]
@@ -173,9 +184,25 @@ class _EpochClock:
                 self.last = bounds
                 return bounds[2]
         epoch = epoch_of(recorded_at)
-        self.last = (cutoff(previous_month(epoch)), cutoff(epoch), epoch)
+        zone = recorded_at.tzinfo  # bounds in the events' own zone object: comparing them skips ``utcoffset``
+        self.last = (cutoff(previous_month(epoch)).astimezone(zone), cutoff(epoch).astimezone(zone), epoch)
         self.known.append(self.last)
         return epoch
+
+
+def by_case(events: Iterable[ScoredEvent]) -> dict[str, list[ScoredEvent]]:
+    """The events of each case, in stream order (a batch's cases in the order they first appear)."""
+    grouped: dict[str, list[ScoredEvent]] = {}
+    for event in events:
+        case_events = grouped.get(event.case_id)
+        if case_events is None:
+            grouped[event.case_id] = [event]
+        else:
+            case_events.append(event)
+    for case_events in grouped.values():
+        if len(case_events) > 1:
+            case_events.sort(key=_version)
+    return grouped
 
 
 def apply_events(
@@ -201,20 +228,33 @@ def apply_events(
     ``until``: leave out what was recorded later (see ``Change.sealed``), to rebuild a ranking's position.
     ``lenient``: leave out an event that cannot start its case instead of raising ``UnscorableEvent``.
     """
+    return apply_grouped(
+        known,
+        by_case(events),
+        known_contributions=known_contributions,
+        known_versions=known_versions,
+        owned=owned,
+        until=until,
+        lenient=lenient,
+    )
+
+
+def apply_grouped(
+    known: Mapping[str, CaseFacts | None],
+    grouped: Mapping[str, list[ScoredEvent]],
+    *,
+    known_contributions: Mapping[str, Contributions] | None = None,
+    known_versions: Mapping[str, int] | None = None,
+    owned: bool = False,
+    until: datetime | None = None,
+    lenient: bool = False,
+) -> Change:
+    """``apply_events`` of events already grouped by ``by_case`` (each case's in stream order)."""
     change = Change()
-    by_case: dict[str, list[ScoredEvent]] = {}
-    for event in events:
-        case_events = by_case.get(event.case_id)
-        if case_events is None:
-            by_case[event.case_id] = [event]
-        else:
-            case_events.append(event)
     clock = _EpochClock()
     contributed = known_contributions or {}
     versions = known_versions or {}
-    for case_id, case_events in by_case.items():
-        if len(case_events) > 1:
-            case_events.sort(key=_version)
+    for case_id, case_events in grouped.items():
         _apply_case(
             change,
             clock,
@@ -246,51 +286,67 @@ def _apply_case(
     owned: bool,
 ) -> None:
     """One case's events of a batch, in order. Its contributions are diffed once per epoch ("segment"): before
-    its first event of the epoch and after its last."""
+    its first event of the epoch and after its last. (``Change.tally`` is inlined: this runs once per event.)"""
     facts = known  # unless owned, copied before the first change: the known facts stay as they were
     previous_version = applied = known.version if known is not None else known_version
     segment: str | None = None
     sealed = False
+    tallied = change.tallied
+    tally_epoch: str | None = None
+    ids: list[uuid.UUID] = []
+    times: list[datetime] = []
     for event in events:
-        if event.version <= applied:
+        version = event.version
+        if version <= applied:
             change.skipped += 1
             continue
         if event.kind not in MOVING:  # counted at its own recorded time, changes no facts but the version
-            if until is None or event.recorded_at <= until:
-                change.tally(clock(event.recorded_at), event, event.recorded_at)
-                applied = event.version
-                if facts is not None:
-                    if facts is known and not owned:
-                        facts = facts.copy()
-                    facts.version = applied
-            continue
-        if sealed:
-            continue
-        recorded_at = event.recorded_at if facts is None or event.recorded_at > facts.recorded_at else facts.recorded_at
-        if until is not None and recorded_at > until:
-            change.sealed.add(event.case_id)
-            sealed = True
-            continue
-        if facts is None and lenient and event.kind != "CaseFiled":
-            change.unscorable.append(event)
-            continue
-        epoch = clock(recorded_at)
-        if epoch != segment:
-            if segment is not None:
-                after = contributions(facts)
-                change.merge_difference(before, after, segment)  # type: ignore[arg-type]
-                before = after
-            segment = epoch
-        if before is None:
-            before = contributions(facts)
-        if facts is None:
-            facts = start(event)
+            recorded_at = event.recorded_at
+            if until is not None and recorded_at > until:
+                continue
+            epoch = clock(recorded_at)
+            applied = version
+            if facts is not None:
+                if facts is known and not owned:
+                    facts = facts.copy()
+                facts.version = version
         else:
-            if facts is known and not owned:
-                facts = facts.copy()
-            apply(facts, event)
-        applied = event.version
-        change.tally(epoch, event, recorded_at)
+            if sealed:
+                continue
+            recorded_at = event.recorded_at
+            if facts is not None and recorded_at < facts.recorded_at:
+                recorded_at = facts.recorded_at
+            if until is not None and recorded_at > until:
+                change.sealed.add(event.case_id)
+                sealed = True
+                continue
+            if facts is None and lenient and event.kind != "CaseFiled":
+                change.unscorable.append(event)
+                continue
+            epoch = clock(recorded_at)
+            if epoch != segment:
+                if segment is not None:
+                    after = contributions(facts)
+                    change.merge_difference(before, after, segment)  # type: ignore[arg-type]
+                    before = after
+                segment = epoch
+            if before is None:
+                before = contributions(facts)
+            if facts is None:
+                facts = start(event)
+            else:
+                if facts is known and not owned:
+                    facts = facts.copy()
+                apply(facts, event)
+            applied = version
+        if epoch != tally_epoch:
+            pending = tallied.get(epoch)
+            if pending is None:
+                pending = tallied[epoch] = ([], [])
+            ids, times = pending
+            tally_epoch = epoch
+        ids.append(event.event_id)
+        times.append(recorded_at)
     if applied == previous_version:
         return
     if facts is None:  # only counted events, on a case with no facts

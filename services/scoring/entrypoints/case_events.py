@@ -33,7 +33,7 @@ from services.scoring.adapters.store import ConcurrentUpdate, ScoringStore, Writ
 from services.scoring.domain.events import ScoredEvent
 from services.scoring.domain.facts import CaseFacts
 from services.scoring.domain.figures import Contributions, contributions
-from services.scoring.domain.projection import Change, apply_events
+from services.scoring.domain.projection import Change, apply_grouped, by_case
 
 ATTEMPTS = 3
 PACE = 1000  # events worked out between two turns of the event loop, when planning
@@ -77,19 +77,20 @@ class FactsCache:
 
 def case_slices(events: list[ScoredEvent], size: int) -> Iterator[list[ScoredEvent]]:
     """The events in slices of about ``size``, every case's events in one slice."""
-    by_case: dict[str, list[ScoredEvent]] = {}
-    for event in events:
-        case_events = by_case.get(event.case_id)
-        if case_events is None:
-            by_case[event.case_id] = [event]
-        else:
-            case_events.append(event)
-    part: list[ScoredEvent] = []
-    for case_events in by_case.values():
-        part += case_events
-        if len(part) >= size:
+    for part in grouped_slices(by_case(events), size):
+        yield [event for case_events in part.values() for event in case_events]
+
+
+def grouped_slices(grouped: dict[str, list[ScoredEvent]], size: int) -> Iterator[dict[str, list[ScoredEvent]]]:
+    """Events grouped by case (``by_case``) in parts of about ``size`` events, every case's events in one part."""
+    part: dict[str, list[ScoredEvent]] = {}
+    n = 0
+    for case_id, case_events in grouped.items():
+        part[case_id] = case_events
+        n += len(case_events)
+        if n >= size:
             yield part
-            part = []
+            part, n = {}, 0
     if part:
         yield part
 
@@ -105,27 +106,28 @@ async def work_out(
 
     ``paced``: work it out a slice of cases at a time, letting the event loop run in between, so that the batch
     being written meanwhile sends its next statement instead of waiting for the whole batch's Python work.
+    The events are grouped by case once (``by_case``), for the reads and the fold alike.
     """
-    case_ids = {e.case_id for e in events}  # every kind moves its case's applied version
+    grouped = by_case(events)  # every kind moves its case's applied version
     known: dict[str, CaseFacts] = {}
     versions: dict[str, int] = {}
     contributed: dict[str, Contributions] = {}
-    new: set[str] = set()
     clears = cache.clears if cache is not None else 0
     if use_cache and cache is not None:
-        known, contributed = cache.take(case_ids)
-        new = {e.case_id for e in events if e.version == 1}
-    missing = case_ids - known.keys() - new
+        known, contributed = cache.take(grouped)
+        missing = [c for c, case_events in grouped.items() if case_events[0].version != 1 and c not in known]
+    else:
+        missing = list(grouped)
     if missing:
         loaded, versions = await store.load_facts(missing)
         known |= loaded
     if paced and len(events) > PACE:
         change = Change()
-        for part in case_slices(events, PACE):
-            change.add(apply_events(known, part, known_contributions=contributed, known_versions=versions, owned=True))
+        for part in grouped_slices(grouped, PACE):
+            change.add(apply_grouped(known, part, known_contributions=contributed, known_versions=versions, owned=True))
             await asyncio.sleep(0)
     else:
-        change = apply_events(known, events, known_contributions=contributed, known_versions=versions, owned=True)
+        change = apply_grouped(known, grouped, known_contributions=contributed, known_versions=versions, owned=True)
     if cache is not None and use_cache and cache.clears == clears:  # what was taken and did not change goes back
         unchanged = {case_id: facts for case_id, facts in known.items() if case_id not in change.facts}
         cache.put_back(unchanged, {c: contributed.get(c) or contributions(f) for c, f in unchanged.items()})
