@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from operator import attrgetter, methodcaller
+from operator import attrgetter, itemgetter, methodcaller
 
 from services.scoring.domain.events import ScoredEvent
 from services.scoring.domain.facts import MOVING, CaseFacts, apply, facts_to_json, iso, start
@@ -32,6 +32,7 @@ _sha256 = hashlib.sha256
 _as_number = partial(int.from_bytes, byteorder="big")
 _digest = methodcaller("digest")
 _id_bytes = attrgetter("bytes")
+_VERSION = itemgetter(2)  # ScoredEvent.version (a named tuple's field, by index: cheaper than a function)
 
 
 def id_hash(event_id: uuid.UUID) -> int:
@@ -201,7 +202,7 @@ def by_case(events: Iterable[ScoredEvent]) -> dict[str, list[ScoredEvent]]:
             case_events.append(event)
     for case_events in grouped.values():
         if len(case_events) > 1:
-            case_events.sort(key=_version)
+            case_events.sort(key=_VERSION)
     return grouped
 
 
@@ -268,10 +269,6 @@ def apply_grouped(
         )
     change.settle_hashes()
     return change
-
-
-def _version(event: ScoredEvent) -> int:
-    return event.version
 
 
 def _apply_case(
