@@ -17,7 +17,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter, itemgetter, methodcaller
 
@@ -169,6 +169,9 @@ class Change:
         self.unscorable += other.unscorable
 
 
+_NO_SPAN = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC), "")  # holds no instant
+
+
 class _EpochClock:
     """``epoch_of`` remembering the bounds of the epochs it has answered, since a batch's events share a few."""
 
@@ -289,6 +292,7 @@ def _apply_case(
     segment: str | None = None
     sealed = False
     tallied = change.tallied
+    lo, hi, current = clock.last or _NO_SPAN
     tally_epoch: str | None = None
     ids: list[uuid.UUID] = []
     times: list[datetime] = []
@@ -301,7 +305,11 @@ def _apply_case(
             recorded_at = event.recorded_at
             if until is not None and recorded_at > until:
                 continue
-            epoch = clock(recorded_at)
+            if lo < recorded_at <= hi:  # where the event before fell: the clock's own first check, inlined
+                epoch = current
+            else:
+                epoch = clock(recorded_at)
+                lo, hi, current = clock.last  # type: ignore[misc]
             applied = version
             if facts is not None:
                 if facts is known and not owned:
@@ -320,7 +328,11 @@ def _apply_case(
             if facts is None and lenient and event.kind != "CaseFiled":
                 change.unscorable.append(event)
                 continue
-            epoch = clock(recorded_at)
+            if lo < recorded_at <= hi:  # where the event before fell: the clock's own first check, inlined
+                epoch = current
+            else:
+                epoch = clock(recorded_at)
+                lo, hi, current = clock.last  # type: ignore[misc]
             if epoch != segment:
                 if segment is not None:
                     after = contributions(facts)
