@@ -70,6 +70,8 @@ TIMES = (
     "2025-13-05T00:29:59+08:00",
     "2025-03-05",
     "20250305T002959+0800",
+    "2025-03-05T00:29:59.9999996+08:00",  # msgspec rounds a 7th digit, fromisoformat truncates: both readers agree
+    "2025-03-05t00:29:59z",  # msgspec takes a lowercase z, fromisoformat does not
     "yesterday",
 )
 
