@@ -50,8 +50,7 @@ TRANSIENT = (  # the database is away, not the message bad: retry the batch, nev
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):  # one per polled message: a tuple builds ~3x faster than a frozen dataclass
     topic: str
     partition: int
     offset: int
@@ -215,14 +214,31 @@ CASE_KEYED = frozenset(t.name for t in (COMMANDS, CASE_EVENTS, OUTCOMES, PUBLIC_
 
 
 def batch_ids(good: Sequence[Decoded[M]]) -> dict[str, str | None]:
-    """The correlation and case ids a batch's log lines carry, when the whole batch shares them (else none)."""
-    correlations = {str(c) for d in good if (c := getattr(d.message, "correlation_id", None)) is not None}
-    cases = {d.record.key.decode(errors="replace") for d in good if d.record.key and d.record.topic in CASE_KEYED}
+    """The correlation and case ids a batch's log lines carry, when the whole batch shares them (else none).
+
+    Each stops looking at its second distinct value (a batch of many cases: at its second record)."""
     ids: dict[str, str | None] = {}
-    if len(correlations) == 1:
-        ids["correlation_id"] = correlations.pop()
-    if len(cases) == 1:
-        ids["case_id"] = cases.pop()
+    correlation: object = None
+    for d in good:
+        c = getattr(d.message, "correlation_id", None)
+        if c is not None:
+            if correlation is None:
+                correlation = c
+            elif c != correlation and str(c) != str(correlation):
+                correlation = None
+                break
+    if correlation is not None:
+        ids["correlation_id"] = str(correlation)
+    case: bytes | None = None
+    for d in good:
+        key, topic = d.record.key, d.record.topic
+        if key and topic in CASE_KEYED:
+            if case is None:
+                case = key
+            elif key != case:
+                return ids
+    if case is not None:
+        ids["case_id"] = case.decode(errors="replace")
     return ids
 
 

@@ -28,7 +28,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -286,7 +286,7 @@ def redacted(record: Record) -> Record:
     except orjson.JSONDecodeError:
         data = None
     if not isinstance(data, dict):
-        return replace(record, value=b"", headers=())
+        return record._replace(value=b"", headers=())
     if "complainant" in data:
         data["complainant"] = "[removed: personal data is kept only in intake's vault]"
-    return replace(record, value=orjson.dumps(data), headers=())
+    return record._replace(value=orjson.dumps(data), headers=())
