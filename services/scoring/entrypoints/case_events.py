@@ -142,6 +142,8 @@ class _Plan:
 
 
 def _same(planned: list[Decoded[ScoredEvent]], batch: list[Decoded[ScoredEvent]]) -> bool:
+    if planned is batch:  # the inbox hands the prepared list itself on when nothing was claimed or dropped
+        return True
     return len(planned) == len(batch) and all(a is b for a, b in zip(planned, batch, strict=True))
 
 
