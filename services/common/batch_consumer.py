@@ -74,8 +74,9 @@ def require_ready(topic: str) -> str:
 
 
 def to_records(polled: Polled) -> list[Record]:
+    new = tuple.__new__  # what Record(...) does, without its Python-level __new__ per record
     return [
-        Record(r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers) if r.headers else ())
+        new(Record, (r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers) if r.headers else ()))
         for records in polled.values()
         for r in records
     ]
