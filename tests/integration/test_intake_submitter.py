@@ -4,7 +4,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -188,3 +188,49 @@ async def test_two_writers_drawing_full_batches_at_once_each_get_enough_case_num
         )
     assert len(got_a) == len(got_b) == CASE_NUMBER_BLOCK
     assert len(set(got_a) | set(got_b)) == 2 * CASE_NUMBER_BLOCK
+
+
+async def test_every_stored_column_is_the_value_given_byte_for_byte(pool: asyncpg.Pool) -> None:
+    """The batch's text and booleans travel as JSON, its byte strings as bytea arrays: what is stored must be exactly
+    what was given (bytes of every value, quotes and backslashes in keys, non-ASCII text, NULLs, microseconds)."""
+    every_byte = bytes(range(256))
+    received = datetime(2026, 11, 23, 17, 5, 6, 789012, tzinfo=timezone(timedelta(hours=8)))
+    rows: list[tuple[str | None, bytes, str, tuple[bytes, bytes] | None, bool, str | None, str, bytes]] = [
+        ('k"\\\'{}[]$1::?\\u0041', every_byte[:32], "RC-20261123-000001", (every_byte, b"\x00wrapped\xff"), True,
+         "inaction", "RC-20261123-000001", '{"描述": "梅湾\\"街道\\\\"}'.encode() + every_byte),
+        (None, b"\x00" * 32, "RC-20261123-000002", None, False, None, "案-2", b"{}"),
+        ("plain", b"\xff" * 32, "RC-20261123-000003", (b"\x00", b"\x00"), True, "类别", "RC-20261123-000003", b"\x00"),
+    ]  # fmt: skip
+    items = []
+    for n, (key, digest, case_id, sealed, files_case, category, outbox_key, value) in enumerate(rows):
+        ref = f"cp-{n:020x}" if sealed else None
+        submission = Submission(
+            uuid.uuid4(), "hotline", key, digest, "FileComplaint", case_id, "received", None, None, None, received,
+            None, ref,
+        )  # fmt: skip
+        message = OutgoingMessage("rectify.commands", outbox_key, value)
+        items.append(NewSubmission(submission, message, files_case=files_case, category=category, sealed=sealed))
+    async with pool.acquire() as conn:
+        assert await store_submissions(conn, items) == {i.submission.submission_id for i in items}
+        stored = {
+            r["submission_id"]: tuple(r)
+            for r in await conn.fetch(
+                "SELECT submission_id, agency_id, idempotency_key, request_hash, command_type, case_id, received_at,"
+                " complainant_ref FROM submissions"
+            )
+        }
+        contacts = {tuple(r) for r in await conn.fetch("SELECT complainant_ref, sealed FROM complainants")}
+        keys = {tuple(r) for r in await conn.fetch("SELECT complainant_ref, wrapped_key FROM complainant_keys")}
+        access = {tuple(r) for r in await conn.fetch("SELECT case_id, filed_by, status, category FROM case_access")}
+        outbox = [tuple(r) for r in await conn.fetch("SELECT topic, key, value FROM outbox ORDER BY id")]
+    assert stored == {
+        i.submission.submission_id: (
+            i.submission.submission_id, "hotline", i.submission.idempotency_key, i.submission.request_hash,
+            "FileComplaint", i.submission.case_id, received, i.submission.complainant_ref,
+        )
+        for i in items
+    }  # fmt: skip
+    assert contacts == {(i.submission.complainant_ref, i.sealed[0]) for i in items if i.sealed}
+    assert keys == {(i.submission.complainant_ref, i.sealed[1]) for i in items if i.sealed}
+    assert access == {(i.submission.case_id, "hotline", "received", i.category) for i in items if i.files_case}
+    assert outbox == [(i.outbox.topic, i.outbox.key, i.outbox.value) for i in items]

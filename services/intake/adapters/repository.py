@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from services.common.contracts import Actor, Role
 from services.common.outbox import OutgoingMessage
@@ -151,18 +152,22 @@ class NewSubmission:
 
 # One statement, so one round trip that commits on its own (the statement is its transaction): the submissions,
 # then only for those stored (an (agency, key) pair seen before is skipped) their sealed contact, the contact's key,
-# the case's access row and the outbox command, in submission order. One row per submission in one set of arrays
-# (asyncpg checks every array element it sends, so no column is sent twice), the common time as one value.
+# the case's access row and the outbox command, in submission order. One row per submission: its text and boolean
+# columns as one JSON array of arrays (orjson writes a row in about a microsecond; asyncpg checks every element of an
+# array parameter it sends, ~0.3-0.6 µs each), its four byte strings as bytea arrays unnested in lockstep with it
+# (bytes stay bytes: no text encoding on either side), the common time as one value. jsonb, not json: the server
+# parses it once, where json's ->> would lex the row again for every field.
 _STORE = """
 WITH v AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
-                         $8::bytea[], $9::bytea[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::bytea[])
-        WITH ORDINALITY AS v(id, agency_id, idempotency_key, request_hash, command_type, case_id, ref, sealed,
-                             wrapped, files_case, category, topic, key, value, n)
+    SELECT (r->>0)::uuid AS id, r->>1 AS agency_id, r->>2 AS idempotency_key, request_hash, r->>3 AS command_type,
+           r->>4 AS case_id, r->>5 AS ref, sealed, wrapped, (r->>6)::bool AS files_case, r->>7 AS category,
+           r->>8 AS topic, r->>9 AS key, value, n
+    FROM ROWS FROM (jsonb_array_elements($1::jsonb), unnest($2::bytea[]), unnest($3::bytea[]), unnest($4::bytea[]),
+                    unnest($5::bytea[])) WITH ORDINALITY AS v(r, request_hash, sealed, wrapped, value, n)
 ), stored AS (
     INSERT INTO submissions (submission_id, agency_id, idempotency_key, request_hash, command_type, case_id,
                              received_at, complainant_ref)
-    SELECT id, agency_id, idempotency_key, request_hash, command_type, case_id, $15::timestamptz, ref FROM v
+    SELECT id, agency_id, idempotency_key, request_hash, command_type, case_id, $6::timestamptz, ref FROM v
     ON CONFLICT (agency_id, idempotency_key) DO NOTHING
     RETURNING submission_id
 ), contacts AS (
@@ -195,19 +200,26 @@ async def store_submissions(conn: asyncpg.Connection, items: list[NewSubmission]
         raise ValueError("one group commit, one received_at")
     rows = await conn.fetch(
         _STORE,
-        [s.submission_id for s in subs],
-        [s.agency_id for s in subs],
-        [s.idempotency_key for s in subs],
+        orjson.dumps(
+            [
+                (
+                    s.submission_id,  # orjson writes a UUID in its canonical form
+                    s.agency_id,
+                    s.idempotency_key,
+                    s.command_type,
+                    s.case_id,
+                    s.complainant_ref,
+                    i.files_case,
+                    i.category,
+                    i.outbox.topic,
+                    i.outbox.key,
+                )
+                for s, i in zip(subs, items, strict=True)
+            ]
+        ).decode(),
         [s.request_hash for s in subs],
-        [s.command_type for s in subs],
-        [s.case_id for s in subs],
-        [s.complainant_ref for s in subs],
         [i.sealed[0] if i.sealed else None for i in items],
         [i.sealed[1] if i.sealed else None for i in items],
-        [i.files_case for i in items],
-        [i.category for i in items],
-        [i.outbox.topic for i in items],
-        [i.outbox.key for i in items],
         [i.outbox.value for i in items],
         received.pop(),
     )
