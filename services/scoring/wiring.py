@@ -95,7 +95,7 @@ def build_worker(settings: Settings, topic: str = CASE_EVENTS.name, group: str =
 
 
 # tracked objects allocated (net) before the collector scans the young generation. A poll keeps ~5 per record alive
-# (record, decoded event, its id, ...) and every case it touches gets new contributions (~10 tuples and a dict),
+# (record, decoded event, its id, ...) and every case it touches gets new contributions (a dict, a tuple or two),
 # so at 50,000 a collection came in every poll and scanned all of that: ~0.7 µs per object on this machine, 4-6 µs
 # per event, a fifth of the projector's CPU (docs/benchmarks.md). At 1,000,000 a collection comes only as the cache
 # grows (about one per million events until it is full) or cyclic garbage builds up; acyclic garbage is freed by

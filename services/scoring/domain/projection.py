@@ -23,7 +23,7 @@ from operator import attrgetter, itemgetter, methodcaller
 
 from services.scoring.domain.events import ScoredEvent
 from services.scoring.domain.facts import MOVING, CaseFacts, apply, facts_to_json, iso, start
-from services.scoring.domain.figures import WIDTH, Contributions, DurationKey, Key, contributions
+from services.scoring.domain.figures import WIDTH, Contributions, DurationKey, RowKey, contributions, unpack
 from services.scoring.domain.hashing import digest
 from services.scoring.domain.periods import cutoff, epoch_of, previous_month
 
@@ -61,7 +61,7 @@ class Change:
     contributions: dict[str, Contributions] = field(default_factory=dict)  # and what they now contribute
     previous_versions: dict[str, int] = field(default_factory=dict)  # their versions before (0: new case)
     versions: dict[str, int] = field(default_factory=dict)  # cases with no facts: the version applied up to
-    counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (unit, month) -> deltas
+    counts: dict[RowKey, int] = field(default_factory=dict)  # (unit, month) -> deltas, packed (figures.pack)
     durations: dict[DurationKey, int] = field(default_factory=dict)  # +1 added, -1 removed
     epochs: dict[str, EpochTally] = field(default_factory=dict)
     tallied: dict[str, tuple[list[uuid.UUID], list[datetime]]] = field(default_factory=dict)  # not yet in epochs
@@ -69,48 +69,39 @@ class Change:
     sealed: set[str] = field(default_factory=set)  # cases that reached the ``until`` position
     unscorable: list[ScoredEvent] = field(default_factory=list)  # with ``lenient``: events left out
 
-    def merge(self, delta: Contributions, epoch: str) -> None:
-        for key, n in delta.items():
-            self._add(key, n, epoch)
-
     def merge_difference(self, before: Contributions, after: Contributions, epoch: str) -> None:
-        """``merge(difference(before, after), epoch)`` without building the difference (``_add`` inlined: this
-        runs once per case and batch)."""
+        """Add ``after - before`` to the change, leaving out the months settled before ``epoch`` (once per case and
+        batch: a row's change is one subtraction of packed rows, a duration's is whether it is in both)."""
         if before == after:
             return
-        deltas = [(key, n - before.get(key, 0)) for key, n in after.items()]
-        deltas += [(key, -n) for key, n in before.items() if key not in after]
-        counts, durations = self.counts, self.durations
-        for key, n in deltas:
-            if not n or key[0] < epoch:  # unchanged, or that month had settled before these events were recorded
-                continue
-            if len(key) == 3:
-                row = counts.get((key[1], key[0]))
-                if row is None:
-                    row = counts[(key[1], key[0])] = [0] * WIDTH
-                row[key[2]] += n  # type: ignore[misc]
-            else:
-                net = durations.get(key, 0) + n  # type: ignore[call-overload]
-                if net:
-                    durations[key] = net  # type: ignore[index]
-                else:
-                    del durations[key]  # type: ignore[arg-type]
-
-    def _add(self, key: Key, n: int, epoch: str) -> None:
-        month = key[0]
-        if month < epoch:
-            return  # that month had settled before these events were recorded
-        if len(key) == 3:
-            row = self.counts.get((key[1], month))
-            if row is None:
-                row = self.counts[(key[1], month)] = [0] * WIDTH
-            row[key[2]] += n  # type: ignore[misc]
-        else:
-            net = self.durations.get(key, 0) + n  # type: ignore[arg-type]
-            if net:
-                self.durations[key] = net  # type: ignore[index]
-            else:
-                del self.durations[key]  # type: ignore[arg-type]
+        before_rows, before_durations = before
+        after_rows, after_durations = after
+        if before_rows != after_rows:
+            counts = self.counts
+            for key, packed in after_rows.items():
+                if key[1] >= epoch:  # else that month had settled before these events were recorded
+                    delta = packed - before_rows.get(key, 0)
+                    if delta:
+                        counts[key] = counts.get(key, 0) + delta
+            for key, packed in before_rows.items():
+                if key not in after_rows and key[1] >= epoch:
+                    counts[key] = counts.get(key, 0) - packed
+        if before_durations != after_durations:
+            durations = self.durations
+            for dkey in after_durations:
+                if dkey not in before_durations and dkey[0] >= epoch:
+                    net = durations.get(dkey, 0) + 1
+                    if net:
+                        durations[dkey] = net
+                    else:
+                        del durations[dkey]
+            for dkey in before_durations:
+                if dkey not in after_durations and dkey[0] >= epoch:
+                    net = durations.get(dkey, 0) - 1
+                    if net:
+                        durations[dkey] = net
+                    else:
+                        del durations[dkey]
 
     def tally(self, epoch: str, event: ScoredEvent, recorded_at: datetime) -> None:
         """Count an applied event in its epoch (in ``epochs`` once ``settle_hashes`` has run): how many, their id
@@ -135,8 +126,9 @@ class Change:
                 tally.last_recorded_at = latest
         self.tallied.clear()
 
-    def nonzero_counts(self) -> dict[tuple[str, str], list[int]]:
-        return {key: row for key, row in self.counts.items() if any(row)}
+    def nonzero_counts(self) -> dict[RowKey, list[int]]:
+        """The counter deltas of each (unit, month) that moved, unpacked."""
+        return {key: unpack(packed) for key, packed in self.counts.items() if packed}
 
     def add(self, other: Change) -> None:
         """Fold in the change of *other* cases: a batch worked out a few cases at a time adds up to the same change
@@ -145,13 +137,9 @@ class Change:
         self.contributions.update(other.contributions)
         self.previous_versions.update(other.previous_versions)
         self.versions.update(other.versions)
-        for key, delta in other.counts.items():
-            row = self.counts.get(key)
-            if row is None:
-                self.counts[key] = delta
-            else:
-                for i, n in enumerate(delta):
-                    row[i] += n
+        counts = self.counts
+        for key, packed in other.counts.items():
+            counts[key] = counts.get(key, 0) + packed
         for dkey, n in other.durations.items():
             net = self.durations.get(dkey, 0) + n
             if net:
@@ -408,7 +396,7 @@ class Tables:
         self.versions.update(change.versions)
         self.sealed |= change.sealed
         self.unscorable += len(change.unscorable)
-        for key, delta in change.counts.items():
+        for key, delta in change.nonzero_counts().items():
             row = self.counts.setdefault(key, [0] * WIDTH)
             for i, n in enumerate(delta):
                 row[i] += n
