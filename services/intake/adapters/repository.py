@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 import orjson
@@ -29,8 +30,10 @@ class Agency:
         object.__setattr__(self, "actor", Actor(agency_id=self.agency_id, role=self.role, unit_id=self.unit_id))
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
+class Submission(NamedTuple):
+    """A submission as stored. A named tuple: immutable like a frozen dataclass, built in a third of the time (one is
+    built per filing, and one per row read)."""
+
     submission_id: uuid.UUID
     agency_id: str
     idempotency_key: str | None
@@ -139,8 +142,7 @@ async def next_case_seqs(conn: asyncpg.Connection, n: int) -> list[int]:
     return sorted(r["seq"] for r in rows)
 
 
-@dataclass(frozen=True, slots=True)
-class NewSubmission:
+class NewSubmission(NamedTuple):
     """A submission to store with what it brings along; the effects are written only if the submission is."""
 
     submission: Submission
