@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 
 from services.common.contracts import EventEnvelope, RankingPublished
@@ -23,7 +24,7 @@ _COUNTS_SQL = (
     f"SELECT * FROM unnest($1::text[], $2::text[], {', '.join(f'${i + 3}::int[]' for i in range(WIDTH))}) "
     f"ON CONFLICT (unit_id, month) DO UPDATE SET {', '.join(f'{c} = t.{c} + EXCLUDED.{c}' for c in COUNTERS)}"
 )
-# The facts' and the durations' rows go as one JSON array of arrays each (orjson encodes a row in well under a
+# The facts' and the durations' rows go as one JSON array of arrays each (msgspec encodes a row in well under a
 # microsecond; asyncpg spent ~0.3-2 µs per array element, most of it deciding whether the element is itself an
 # array, and ~1.5 µs per timestamptz). The stored states stay a bytea[] beside it: the two unnest in lockstep.
 # jsonb, not json: the server parses it once, where json's ->> lexes the row again for every field.
@@ -60,10 +61,13 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return columns
 
 
+_encode = msgspec.json.Encoder().encode  # instants with an offset: ~100 ns each where orjson takes ~220
+
+
 def _json(rows: list[Any]) -> str:
-    """Rows as a JSON array of arrays: an instant as ISO 8601 with its offset and microseconds (orjson's form), which
-    PostgreSQL reads back as the same timestamptz."""
-    return orjson.dumps(rows).decode()
+    """Rows as a JSON array of arrays: an instant as RFC 3339 with its offset and microseconds (msgspec's form, ``Z``
+    for UTC), which PostgreSQL reads back as the same timestamptz."""
+    return _encode(rows).decode()
 
 
 def _row_count(status: str) -> int:

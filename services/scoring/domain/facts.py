@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import msgspec
 import orjson
 
 from services.scoring.domain.events import ScoredEvent
@@ -301,12 +302,14 @@ def _spell_from_json(d: dict[str, Any]) -> Spell:
 
 
 SPELL_FIELDS: tuple[str, ...] = tuple(Spell.__slots__)
+_encode = msgspec.json.Encoder().encode  # twice orjson's speed on instants with an offset, the same bytes but for UTC
 _SPELL_TIME_AT = tuple(i for i, name in enumerate(SPELL_FIELDS) if name in _SPELL_TIMES)
 
 
 def stored_facts(facts: CaseFacts) -> bytes:
     """The stored form, compact: ``[version, recorded_at, complained_unit, filed_month, withdrawn, spell, past]``
-    with the spell as its fields in declaration order and instants as ISO 8601 with their offset."""
+    with the spell as its fields in declaration order and instants as RFC 3339 with their offset (msgspec's form:
+    ``Z`` for UTC, where rows written by earlier versions say ``+00:00``; both read back the same)."""
     s = facts.spell
     spell = None
     if s is not None:
@@ -316,7 +319,7 @@ def stored_facts(facts: CaseFacts) -> bytes:
             s.basically_satisfied, s.dissatisfied,
         ]  # fmt: skip
     past = [[p.unit_id, p.month, p.missed] for p in facts.past]
-    return orjson.dumps(
+    return _encode(
         [facts.version, facts.recorded_at, facts.complained_unit, facts.filed_month, facts.withdrawn, spell, past]
     )
 
