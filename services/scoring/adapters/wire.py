@@ -60,7 +60,7 @@ def _bad(where: str, why: str) -> ContractError:
 
 def _time(value: object, where: str) -> datetime:
     if type(value) is datetime:  # parsed by msgspec (the typed first try): only the zone is left to check
-        if value.utcoffset() is None:
+        if value.tzinfo is None:  # msgspec's zones are ``timezone`` objects, whose offset is never None
             raise _bad(where, "the time has no timezone")
         return value
     if type(value) is not str:
@@ -131,6 +131,7 @@ class _TimedEnvelope(_Envelope, gc=False):
 
 
 _TIMED = msgspec.json.Decoder(_TimedEnvelope)
+_new = tuple.__new__
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 
 
@@ -235,10 +236,11 @@ def _checked(
     except (TypeError, ValueError, AttributeError):
         raise _bad("envelope.event_id", "a UUID is required") from None
     case_id = _ident(stream_id, "envelope.stream_id")
-    recorded = _time(recorded_at, "envelope.recorded_at")
+    if type(recorded_at) is not datetime or recorded_at.tzinfo is None:  # else parsed by msgspec, with its zone
+        recorded_at = _time(recorded_at, "envelope.recorded_at")
     reader = READERS.get(kind)
     extra = reader(payload) if reader is not None else NOTHING
-    return ScoredEvent(uid, case_id, version, recorded, kind, *extra)
+    return _new(ScoredEvent, (uid, case_id, version, recorded_at, kind, *extra))  # ScoredEvent(...), no Python frame
 
 
 def from_envelope(env: EventEnvelope) -> ScoredEvent:
