@@ -171,7 +171,7 @@ WITH v AS (
                              received_at, complainant_ref)
     SELECT id, agency_id, idempotency_key, request_hash, command_type, case_id, $6::timestamptz, ref FROM v
     ON CONFLICT (agency_id, idempotency_key) DO NOTHING
-    RETURNING submission_id
+    RETURNING submission_id, idempotency_key
 ), contacts AS (
     INSERT INTO complainants (complainant_ref, sealed)
     SELECT ref, sealed FROM v WHERE sealed IS NOT NULL AND id IN (SELECT submission_id FROM stored)
@@ -186,14 +186,15 @@ WITH v AS (
     INSERT INTO outbox (topic, key, value)
     SELECT topic, key, value FROM v WHERE id IN (SELECT submission_id FROM stored) ORDER BY n
 )
-SELECT submission_id FROM stored
+SELECT submission_id FROM stored WHERE idempotency_key IS NOT NULL
 """
 
 
 async def store_submissions(conn: asyncpg.Connection, items: list[NewSubmission]) -> set[uuid.UUID]:
     """Store submissions with their effects in one statement (one commit); returns the ids stored. A submission
     whose (agency, idempotency key) exists already is skipped, and so are its effects. The submissions of one call
-    share one ``received_at`` (a group commit's moment)."""
+    share one ``received_at`` (a group commit's moment). Only a keyed submission can be skipped (a NULL key never
+    conflicts), so only the keyed ones' ids come back from the database."""
     if not items:
         return set()
     subs = [i.submission for i in items]
@@ -225,7 +226,7 @@ async def store_submissions(conn: asyncpg.Connection, items: list[NewSubmission]
         [i.outbox.value for i in items],
         received.pop(),
     )
-    return {r["submission_id"] for r in rows}
+    return {s.submission_id for s in subs if s.idempotency_key is None}.union(r[0] for r in rows)
 
 
 _SUBMISSION_COLUMNS = (
