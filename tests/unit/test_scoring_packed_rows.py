@@ -21,7 +21,7 @@ from services.scoring.domain.figures import (
 from tests.unit.test_scoring_properties import events
 
 LIMIT = 2 ** (FIELD_BITS - 1)
-rows = st.lists(st.integers(-LIMIT // 4, LIMIT // 4 - 1), min_size=WIDTH, max_size=WIDTH)
+rows = st.lists(st.integers(-LIMIT // 16, LIMIT // 16), min_size=WIDTH, max_size=WIDTH)  # 8 rows sum within range
 
 
 @given(rows)

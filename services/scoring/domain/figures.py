@@ -97,7 +97,7 @@ def unpack(packed: int) -> list[int]:
         n = ((packed + _HALF) & _MASK) - _HALF
         out.append(n)
         packed = (packed - n) >> FIELD_BITS
-    assert packed == 0, "a counter out of the packed range"
+    assert packed == 0, "a counter out of the packed range"  # (shows only when it reaches the last counter)
     return out
 
 
