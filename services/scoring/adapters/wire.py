@@ -77,8 +77,22 @@ def _time(value: object, where: str) -> datetime:
     return moment
 
 
+_MATCHED: set[str] = set()  # identifiers that matched _IDENT: a case's id comes on each of its events, units recur
+_MATCHED_MAX = 100_000  # then it starts afresh
+
+
 def _ident(value: object, where: str, match: Callable[[str], object] = _IDENT) -> str:
-    if type(value) is not str or not match(value):
+    if type(value) is not str:
+        raise _bad(where, "a valid identifier is required")
+    if match is _IDENT:
+        if value in _MATCHED:  # a set lookup instead of the pattern (~25 ns against ~230 here)
+            return value
+        if not match(value):
+            raise _bad(where, "a valid identifier is required")
+        if len(_MATCHED) >= _MATCHED_MAX:
+            _MATCHED.clear()
+        _MATCHED.add(value)
+    elif not match(value):
         raise _bad(where, "a valid identifier is required")
     return value
 
@@ -235,7 +249,7 @@ def _checked(
         uid = FastUUID(event_id)
     except (TypeError, ValueError, AttributeError):
         raise _bad("envelope.event_id", "a UUID is required") from None
-    case_id = _ident(stream_id, "envelope.stream_id")
+    case_id = stream_id if type(stream_id) is str and stream_id in _MATCHED else _ident(stream_id, "envelope.stream_id")
     if type(recorded_at) is not datetime or recorded_at.tzinfo is None:  # else parsed by msgspec, with its zone
         recorded_at = _time(recorded_at, "envelope.recorded_at")
     reader = READERS.get(kind)
