@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from operator import attrgetter, itemgetter, methodcaller
 
 from services.scoring.domain.events import ScoredEvent
@@ -28,10 +27,34 @@ from services.scoring.domain.hashing import digest
 from services.scoring.domain.periods import cutoff, epoch_of, previous_month
 
 ID_HASH_MODULUS = 2**256
-_sha256 = hashlib.sha256
-_as_number = partial(int.from_bytes, byteorder="big")
+try:  # CPython's own SHA-256: the same digests as hashlib's (OpenSSL), without an OpenSSL context per 16-byte id
+    from _sha256 import sha256 as _sha256  # Python 3.11
+except ImportError:  # pragma: no cover
+    _sha256 = hashlib.sha256
 _digest = methodcaller("digest")
 _id_bytes = attrgetter("bytes")
+_SLOT = 288  # bits: a digest's 256 and 32 of headroom, so that up to 2**32 digests add up inside one slot
+_SLOT_MODULUS = 2**_SLOT - 1
+_GAP = bytes((_SLOT - 256) // 8)
+
+
+def digest_sum(digests: Iterable[bytes]) -> int:
+    """The sum of 32-byte digests read as big-endian numbers, without a Python integer per digest.
+
+    Joined with four zero bytes between them, the digests read as one number, the sum of d_k * 2**(288 * k). As
+    2**288 = 1 modulo 2**288 - 1, that number is congruent to the plain sum of the digests, which is below
+    2**288 - 1 for fewer than 2**32 digests: so the sum is the number modulo 2**288 - 1, worked out by folding its
+    upper half onto its lower one (at a multiple of 288 bits) until it fits in one slot.
+    """
+    x = int.from_bytes(_GAP.join(digests), "big")
+    n = x.bit_length()
+    while n > _SLOT:
+        k = max(1, n // _SLOT // 2) * _SLOT
+        x = (x >> k) + (x & ((1 << k) - 1))
+        n = x.bit_length()
+    return 0 if x == _SLOT_MODULUS else x
+
+
 _VERSION = itemgetter(2)  # ScoredEvent.version (a named tuple's field, by index: cheaper than a function)
 
 
@@ -119,8 +142,8 @@ class Change:
             if tally is None:
                 tally = self.epochs[epoch] = EpochTally()
             tally.events += len(ids)
-            hashes = map(_as_number, map(_digest, map(_sha256, map(_id_bytes, ids))))  # id_hash of each
-            tally.id_hash_sum = (tally.id_hash_sum + sum(hashes)) % ID_HASH_MODULUS
+            hashes = digest_sum(map(_digest, map(_sha256, map(_id_bytes, ids))))  # the sum of their id_hash
+            tally.id_hash_sum = (tally.id_hash_sum + hashes) % ID_HASH_MODULUS
             latest = max(times)
             if tally.last_recorded_at is None or latest > tally.last_recorded_at:
                 tally.last_recorded_at = latest
