@@ -70,9 +70,19 @@ def field_errors(exc: ValidationError | RequestValidationError) -> list[dict[str
     return errors
 
 
-async def read_body(request: Request, model: type[B], max_bytes: int) -> tuple[B, bytes]:
-    """The raw body (capped) and its strict validation; any failure is a Problem naming the field."""
-    declared = request.headers.get("content-length")
+def header_map(request: Request) -> dict[bytes, bytes]:
+    """The request's headers by (lowercase, as ASGI gives them) name, the first of a repeated one as starlette's
+    ``Headers.get`` answers: one dict built in C instead of a Python scan of the list for every header read."""
+    return dict(reversed(request.scope["headers"]))
+
+
+async def read_body(
+    request: Request, model: type[B], max_bytes: int, headers: dict[bytes, bytes] | None = None
+) -> tuple[B, bytes]:
+    """The raw body (capped) and its strict validation; any failure is a Problem naming the field. ``headers``: the
+    request's ``header_map`` if the caller has it already."""
+    headers = header_map(request) if headers is None else headers
+    declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise Problem(413, "Payload too large", f"the body may be at most {max_bytes} bytes")
     raw = bytearray()
@@ -80,11 +90,11 @@ async def read_body(request: Request, model: type[B], max_bytes: int) -> tuple[B
         raw.extend(chunk)
         if len(raw) > max_bytes:
             raise Problem(413, "Payload too large", f"the body may be at most {max_bytes} bytes")
-    ctype = request.headers.get("content-type", "")
-    if "json" not in ctype:
+    if b"json" not in headers.get(b"content-type", b""):
         raise Problem(415, "Unsupported media type", "send the body as application/json")
+    body = bytes(raw)
     try:
-        return model.model_validate_json(bytes(raw), strict=True), bytes(raw)
+        return model.model_validate_json(body, strict=True), body
     except ValidationError as exc:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             raise Problem(400, "Malformed JSON", "the body is not valid JSON", field_errors(exc)) from exc

@@ -205,10 +205,7 @@ def create_app(
         return p
 
     async def agency(request: Request) -> Agency:
-        """The API key from 'Authorization: Bearer' or 'X-API-Key' (the document's security schemes)."""
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        key = credentials.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-        return await authenticate(request, key)
+        return await authenticate(request, _api_key(http.header_map(request)))
 
     async def authenticate(request: Request, key: str | None) -> Agency:
         """The agency holding this API key, within its rate limit; otherwise a 401 or 429 problem."""
@@ -285,11 +282,13 @@ def create_app(
     # nor serialises a model per request (DirectRoute); the document still shows the same header, body, answer and
     # security as the other POSTs.
     async def file_complaint(request: Request) -> Response:
-        who = await agency(request)
+        headers = http.header_map(request)
+        who = await authenticate(request, _api_key(headers))
         if who.role is not Role.CHANNEL or who.channel is None:
             raise http.Problem(403, "Forbidden", "only a filing channel may file complaints")
-        key = idempotency(request.headers.get("idempotency-key"))
-        body, raw = await http.read_body(request, ComplaintRequest, max_body_bytes)
+        given = headers.get(b"idempotency-key")
+        key = idempotency(None if given is None else given.decode("latin-1"))
+        body, raw = await http.read_body(request, ComplaintRequest, max_body_bytes, headers)
         _check_reference(body)
         person = body.complainant
         ref = complainant_ref()
@@ -537,6 +536,15 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def _api_key(headers: dict[bytes, bytes]) -> str | None:
+    """The API key from 'Authorization: Bearer' or 'X-API-Key' (the document's security schemes)."""
+    scheme, _, credentials = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    key = headers.get(b"x-api-key")
+    return None if key is None else key.decode("latin-1")
 
 
 def _check_reference(body: ComplaintRequest) -> None:
