@@ -88,18 +88,16 @@ class Writes:
 
     @classmethod
     def of(cls, change: Change) -> Writes:
-        facts = [
-            (
-                f.case_id,
-                f.version,
-                change.previous_versions[f.case_id],
-                f.recorded_at,
-                f.charged_unit,
-                f.spell.month if f.charged_unit is not None and f.spell is not None else None,
-            )
-            for f in change.facts.values()
-        ]
-        states: list[bytes | None] = [stored_facts(f) for f in change.facts.values()]
+        previous = change.previous_versions
+        facts: list[tuple[Any, ...]] = []
+        states: list[bytes | None] = []
+        for f in change.facts.values():
+            s = f.spell
+            if s is None or f.withdrawn:  # no unit charged (CaseFacts.charged_unit, inlined)
+                facts.append((f.case_id, f.version, previous[f.case_id], f.recorded_at, None, None))
+            else:
+                facts.append((f.case_id, f.version, previous[f.case_id], f.recorded_at, s.unit_id, s.month))
+            states.append(stored_facts(f))
         facts += [
             (case_id, version, change.previous_versions[case_id], None, None, None)
             for case_id, version in change.versions.items()

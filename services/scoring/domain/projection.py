@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from operator import attrgetter, itemgetter, methodcaller
 
 from services.scoring.domain.events import ScoredEvent
-from services.scoring.domain.facts import MOVING, CaseFacts, apply, facts_to_json, iso, start
+from services.scoring.domain.facts import CASE_STEPS, MOVING, SPELL_STEPS, CaseFacts, facts_to_json, iso, start
 from services.scoring.domain.figures import WIDTH, Contributions, DurationKey, RowKey, contributions, unpack
 from services.scoring.domain.hashing import digest
 from services.scoring.domain.periods import cutoff, epoch_of, previous_month
@@ -312,7 +312,8 @@ def _apply_case(
         if version <= applied:
             change.skipped += 1
             continue
-        if event.kind not in MOVING:  # counted at its own recorded time, changes no facts but the version
+        kind = event.kind
+        if kind not in MOVING:  # counted at its own recorded time, changes no facts but the version
             recorded_at = event.recorded_at
             if until is not None and recorded_at > until:
                 continue
@@ -336,7 +337,7 @@ def _apply_case(
                 change.sealed.add(event.case_id)
                 sealed = True
                 continue
-            if facts is None and lenient and event.kind != "CaseFiled":
+            if facts is None and lenient and kind != "CaseFiled":
                 change.unscorable.append(event)
                 continue
             if lo < recorded_at <= hi:  # where the event before fell: the clock's own first check, inlined
@@ -357,7 +358,16 @@ def _apply_case(
             else:
                 if facts is known and not owned:
                     facts = facts.copy()
-                apply(facts, event)
+                step = CASE_STEPS.get(kind)  # facts.apply, inlined: this runs once per event
+                if step is not None:
+                    step(facts, event)
+                elif facts.spell is not None:
+                    spell_step = SPELL_STEPS.get(kind)
+                    if spell_step is not None:
+                        spell_step(facts.spell, event)
+                facts.version = version
+                if event.recorded_at > facts.recorded_at:
+                    facts.recorded_at = event.recorded_at
             applied = version
         if epoch != tally_epoch:
             pending = tallied.get(epoch)
