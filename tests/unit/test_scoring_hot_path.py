@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterable
 from datetime import datetime
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -72,6 +73,7 @@ TIMES = (
     "20250305T002959+0800",
     "2025-03-05T00:29:59.9999996+08:00",  # msgspec rounds a 7th digit, fromisoformat truncates: both readers agree
     "2025-03-05t00:29:59z",  # msgspec takes a lowercase z, fromisoformat does not
+    "2025-03-05T00:29:59+05:30:10",  # ISO 8601's offset with seconds: only fromisoformat takes it
     "yesterday",
 )
 
@@ -85,6 +87,17 @@ def test_a_time_gets_the_same_reading_from_both_readers(moment: str) -> None:
             message["payload"]["at"] = moment
         raw = orjson.dumps(message)
         assert outcome(raw, read_event) == outcome(raw, _read_dict)
+
+
+def test_an_offset_with_seconds_keeps_its_instant_through_the_stored_form() -> None:
+    """The stored facts and rows write an offset in whole minutes (msgspec, as orjson did): such a time is read
+    as UTC, so storing it does not shift it by the offset's seconds."""
+    envelope = simulated_log()[0]
+    message = orjson.loads(encode_event(envelope))
+    message["recorded_at"] = "2025-03-05T00:29:59.250000+05:30:10"
+    read = read_event(orjson.dumps(message))
+    assert read.recorded_at == datetime.fromisoformat("2025-03-05T00:29:59.250000+05:30:10")
+    assert datetime.fromisoformat(msgspec.json.decode(msgspec.json.encode(read.recorded_at))) == read.recorded_at
 
 
 def test_times_with_one_offset_share_one_zone_object() -> None:

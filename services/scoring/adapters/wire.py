@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -44,6 +44,7 @@ from services.common.contracts import (
 )
 from services.scoring.domain.events import ScoredEvent
 
+_MINUTE = timedelta(minutes=1)
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$").match
 _HOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$").match
 _WHICH = frozenset(k.value for k in DeadlineKind)
@@ -72,8 +73,11 @@ def _time(value: object, where: str) -> datetime:
             moment = datetime.fromisoformat(value)
         except ValueError:
             raise _bad(where, f"not an ISO 8601 time: {value[:40]!r}") from None
-    if moment.utcoffset() is None:
+    offset = moment.utcoffset()
+    if offset is None:
         raise _bad(where, "the time has no timezone")
+    if offset % _MINUTE:  # an offset with seconds (ISO 8601 allows it, RFC 3339 does not): stored facts keep
+        return moment.astimezone(UTC)  # whole minutes only, so keep the instant in UTC rather than shift it
     return moment
 
 
