@@ -560,7 +560,7 @@ def _check_reference(body: ComplaintRequest) -> None:
 
 class _Accepted(Response):
     """The 202 for a stored submission, in the shape of SubmissionOut with its Location header: the body encoded in one
-    orjson call (datetimes in orjson's ISO 8601, the same text as ``isoformat()`` for these aware instants) and the
+    orjson call (the same bytes as the model's own JSON, which the status endpoint answers: ``Z`` for UTC) and the
     headers written directly instead of through ``Response.__init__``'s header mapping: this is the hot path."""
 
     media_type = "application/json"
@@ -582,7 +582,8 @@ class _Accepted(Response):
                 "received_at": s.received_at,
                 "decided_at": s.decided_at,
                 "links": {"self": link},
-            }
+            },
+            option=orjson.OPT_UTC_Z,
         )
         self.raw_headers = [
             (b"content-length", str(len(body)).encode()),
