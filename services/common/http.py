@@ -71,10 +71,11 @@ def field_errors(exc: ValidationError | RequestValidationError) -> list[dict[str
     return errors
 
 
-def header_map(request: Request) -> dict[bytes, bytes]:
+def header_map(request: Request | Scope) -> dict[bytes, bytes]:
     """The request's headers by (lowercase, as ASGI gives them) name, the first of a repeated one as starlette's
     ``Headers.get`` answers: one dict built in C instead of a Python scan of the list for every header read."""
-    return dict(reversed(request.scope["headers"]))
+    scope = request.scope if isinstance(request, Request) else request
+    return dict(reversed(scope.get("headers") or ()))
 
 
 async def read_body(
@@ -171,7 +172,7 @@ class RequestMetrics:
         started = time.perf_counter()
         status = 500
         # the caller's X-Correlation-ID (if it looks like one) or a new one: on every log line of this request
-        given = dict(scope.get("headers") or []).get(b"x-correlation-id", b"").decode("latin-1")
+        given = header_map(scope).get(b"x-correlation-id", b"").decode("latin-1")  # the first, as everywhere
         correlation = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else correlation_id()
         token = CORRELATION_ID.set(correlation)
 

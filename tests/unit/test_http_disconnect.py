@@ -1,4 +1,5 @@
-"""A client that leaves before its body arrives is not a server fault: no stack trace logged, no 5xx counted."""
+"""Shared HTTP edges: a client that leaves before its body arrives is not a server fault (no stack trace logged, no
+5xx counted), and a repeated correlation id is read as every other header, the first."""
 
 import logging
 
@@ -29,7 +30,7 @@ def app() -> FastAPI:
     return api
 
 
-async def call(api: FastAPI, messages: list[Message]) -> list[Message]:
+async def call(api: FastAPI, messages: list[Message], headers: tuple[tuple[bytes, bytes], ...] = ()) -> list[Message]:
     sent: list[Message] = []
     pending = list(messages)
 
@@ -49,7 +50,7 @@ async def call(api: FastAPI, messages: list[Message]) -> list[Message]:
         "raw_path": b"/things",
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"20")],
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"20"), *headers],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
@@ -75,3 +76,10 @@ async def test_a_client_gone_mid_body_is_logged_quietly_and_not_a_5xx(caplog: py
 async def test_a_whole_body_is_still_answered() -> None:
     sent = await call(app(), [{"type": "http.request", "body": b'{"name": "x"}', "more_body": False}])
     assert sent[0]["status"] == 204
+
+
+@pytest.mark.asyncio
+async def test_a_repeated_correlation_id_is_read_as_every_other_header_the_first() -> None:
+    repeated = ((b"x-correlation-id", b"first-one"), (b"x-correlation-id", b"second-one"))
+    sent = await call(app(), [{"type": "http.request", "body": b'{"name": "x"}', "more_body": False}], repeated)
+    assert (b"x-correlation-id", b"first-one") in sent[0]["headers"]
