@@ -128,6 +128,31 @@ async def test_one_statement_stores_a_batch_and_skips_every_row_of_a_known_key(p
     assert [r["key"] for r in outbox] == [f"RC-20261123-{n:06d}" for n in (1, 2, 3, 5)]  # in submission order
 
 
+async def test_a_key_twice_in_one_statement_stores_the_first_and_keeps_every_other_row_in_step(
+    pool: asyncpg.Pool,
+) -> None:
+    """The submitter sends a key once per batch, but the statement alone must hold too: the first of a key repeated
+    within one batch is stored, the second leaves no row, and the rows around them (unsealed, without a case) keep
+    their own bytes although the byte strings travel in arrays beside the JSON rows."""
+    unsealed = planned(3, None)._replace(sealed=None, files_case=False, category=None)
+    batch = [planned(1, "twice"), planned(2, None), unsealed, planned(4, "twice"), planned(5, "once")]
+    batch = [b._replace(sealed=(b"s%d" % n, b"k%d" % n)) if b.sealed else b for n, b in enumerate(batch, 1)]
+    async with pool.acquire() as conn:
+        stored = await store_submissions(conn, batch)
+        contacts = [tuple(r) for r in await conn.fetch("SELECT complainant_ref, sealed FROM complainants ORDER BY 1")]
+        keys = [
+            tuple(r) for r in await conn.fetch("SELECT complainant_ref, wrapped_key FROM complainant_keys ORDER BY 1")
+        ]
+        outbox = [r["key"] for r in await conn.fetch("SELECT key FROM outbox ORDER BY id")]
+        access = [r["case_id"] for r in await conn.fetch("SELECT case_id FROM case_access ORDER BY 1")]
+    kept = [batch[i] for i in (0, 1, 2, 4)]
+    assert stored == {b.submission.submission_id for b in kept}
+    assert contacts == [(f"cp-{n:020x}", b"s%d" % n) for n in (1, 2, 5)]
+    assert keys == [(f"cp-{n:020x}", b"k%d" % n) for n in (1, 2, 5)]
+    assert outbox == [f"RC-20261123-{n:06d}" for n in (1, 2, 3, 5)]
+    assert access == [f"RC-20261123-{n:06d}" for n in (1, 2, 5)]
+
+
 async def test_each_writer_keeps_its_connection_and_takes_a_new_one_when_it_is_closed(pool: asyncpg.Pool) -> None:
     submitter = Submitter(pool, VAULT, lambda: datetime.now(UTC), writers=1)
     submitter.start()
