@@ -318,7 +318,7 @@ def stored_facts(facts: CaseFacts) -> bytes:
             s.redo, s.reopened, s.submitted_at, s.resolved_at, s.closed, s.exposed, s.satisfied,
             s.basically_satisfied, s.dissatisfied,
         ]  # fmt: skip
-    past = [[p.unit_id, p.month, p.missed] for p in facts.past]
+    past = [[p.unit_id, p.month, p.missed] for p in facts.past] if facts.past else ()  # (): the same []
     return _encode(
         [facts.version, facts.recorded_at, facts.complained_unit, facts.filed_month, facts.withdrawn, spell, past]
     )
