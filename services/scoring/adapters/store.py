@@ -1,4 +1,5 @@
-"""Scoring's tables on PostgreSQL: every write is one batched statement per table, inside the caller's transaction."""
+"""Scoring's tables on PostgreSQL: a batch's write is one statement (the function ``write_projection``, one round
+trip), inside the caller's transaction."""
 
 from __future__ import annotations
 
@@ -17,37 +18,24 @@ from services.common.outbox import OutgoingMessage, enqueue
 from services.common.topics import RANKINGS
 from services.scoring.domain.facts import CaseFacts, load_stored_facts, stored_facts
 from services.scoring.domain.figures import COUNTERS, WIDTH, DurationKey
-from services.scoring.domain.projection import ID_HASH_MODULUS, Change, EpochTally, Tables
+from services.scoring.domain.projection import Change, EpochTally, Tables
 
-_COUNTS_SQL = (
-    f"INSERT INTO unit_month AS t (unit_id, month, {', '.join(COUNTERS)}) "
-    f"SELECT * FROM unnest($1::text[], $2::text[], {', '.join(f'${i + 3}::int[]' for i in range(WIDTH))}) "
-    f"ON CONFLICT (unit_id, month) DO UPDATE SET {', '.join(f'{c} = t.{c} + EXCLUDED.{c}' for c in COUNTERS)}"
+# The whole write is one call of write_projection (migrations/003): one round trip, where a statement per table
+# took one each, plus a savepoint for the version check. Its parameters are the statements' own: the facts' and the
+# durations' rows as one JSON array of arrays each (msgspec encodes a row in well under a microsecond; asyncpg spent
+# ~0.3-2 µs per array element, most of it deciding whether the element is itself an array, and ~1.5 µs per
+# timestamptz), the stored states a bytea[] beside them (the two unnest in lockstep), the counts and epochs as column
+# arrays. jsonb, not json: the server parses it once, where json's ->> lexes the row again for every field.
+_WRITE_SQL = (
+    "SELECT write_projection($1::jsonb, $2::bytea[], $3::int, $4::text[], $5::text[], "
+    f"{', '.join(f'${i + 6}::int[]' for i in range(WIDTH))}, "
+    f"${WIDTH + 6}::jsonb, ${WIDTH + 7}::jsonb, "
+    f"${WIDTH + 8}::text[], ${WIDTH + 9}::bigint[], ${WIDTH + 10}::numeric[], ${WIDTH + 11}::timestamptz[])"
 )
-# The facts' and the durations' rows go as one JSON array of arrays each (msgspec encodes a row in well under a
-# microsecond; asyncpg spent ~0.3-2 µs per array element, most of it deciding whether the element is itself an
-# array, and ~1.5 µs per timestamptz). The stored states stay a bytea[] beside it: the two unnest in lockstep.
-# jsonb, not json: the server parses it once, where json's ->> lexes the row again for every field.
-_FACTS_SQL = (
-    "INSERT INTO case_facts AS f (case_id, version, previous_version, recorded_at, unit_id, month, state) "
-    "SELECT r->>0, (r->>1)::int, (r->>2)::int, (r->>3)::timestamptz, r->>4, r->>5, state "
-    "FROM (SELECT jsonb_array_elements($1::jsonb) AS r, unnest($2::bytea[]) AS state) AS rows "
-    "ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, previous_version = EXCLUDED.previous_version, "
-    "recorded_at = EXCLUDED.recorded_at, unit_id = EXCLUDED.unit_id, month = EXCLUDED.month, state = EXCLUDED.state "
-    "WHERE f.version = EXCLUDED.previous_version"
-)
-_EPOCHS_SQL = (
-    "INSERT INTO log_epochs AS e (epoch, events, id_hash_sum, last_recorded_at) "
-    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::timestamptz[]) "
-    "ON CONFLICT (epoch) DO UPDATE SET events = e.events + EXCLUDED.events, "
-    f"id_hash_sum = mod(e.id_hash_sum + EXCLUDED.id_hash_sum, {ID_HASH_MODULUS}::numeric), "
-    "last_recorded_at = greatest(e.last_recorded_at, EXCLUDED.last_recorded_at)"
-)
+_NO_FACTS = (None, None)
+_NO_COUNTS = (None,) * (WIDTH + 2)
+_NO_EPOCHS = (None,) * 4
 _DURATION_COLUMNS = "month, unit_id, kind, case_id, started_at, ended_at"
-_DURATION_ROWS = (
-    "(SELECT r->>0 AS month, r->>1 AS unit_id, r->>2 AS kind, r->>3 AS case_id, (r->>4)::timestamptz AS started_at, "
-    "(r->>5)::timestamptz AS ended_at FROM jsonb_array_elements($1::jsonb) AS r)"
-)
 _PROJECTION_TABLES = ("case_facts", "unit_month", "unit_durations", "log_epochs")  # no claims: versions decide
 
 
@@ -68,10 +56,6 @@ def _json(rows: list[Any]) -> str:
     """Rows as a JSON array of arrays: an instant as RFC 3339 with its offset and microseconds (msgspec's form, ``Z``
     for UTC), which PostgreSQL reads back as the same timestamptz."""
     return _encode(rows).decode()
-
-
-def _row_count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,27 +122,20 @@ class ScoringStore:
         return facts, versions
 
     async def write(self, change: Change | Writes) -> None:
-        """Apply ``change``; raises ``ConcurrentUpdate`` when a case was not at the version it was read at."""
-        writes = change if isinstance(change, Writes) else Writes.of(change)
-        if writes.facts:
-            written = _row_count(await self.conn.execute(_FACTS_SQL, *writes.facts))
-            if written != writes.cases:
-                raise ConcurrentUpdate(f"{writes.cases - written} case(s) moved on since they were read")
-        if writes.counts:
-            await self.conn.execute(_COUNTS_SQL, *writes.counts)
-        if writes.removed:
-            await self.conn.execute(
-                f"DELETE FROM unit_durations d USING {_DURATION_ROWS} AS r "
-                "WHERE (d.month, d.unit_id, d.kind, d.case_id, d.started_at, d.ended_at) = "
-                "(r.month, r.unit_id, r.kind, r.case_id, r.started_at, r.ended_at)",
-                writes.removed,
-            )
-        if writes.added:
-            await self.conn.execute(
-                f"INSERT INTO unit_durations ({_DURATION_COLUMNS}) SELECT * FROM {_DURATION_ROWS} AS r", writes.added
-            )
-        if writes.epochs:
-            await self.conn.execute(_EPOCHS_SQL, *writes.epochs)
+        """Apply ``change``, in one statement; raises ``ConcurrentUpdate`` when a case was not at the version it
+        was read at, and then nothing of the change is written (the caller's transaction stays usable)."""
+        w = change if isinstance(change, Writes) else Writes.of(change)
+        written = await self.conn.fetchval(
+            _WRITE_SQL,
+            *(w.facts or _NO_FACTS),
+            w.cases,
+            *(w.counts or _NO_COUNTS),
+            w.removed,
+            w.added,
+            *(w.epochs or _NO_EPOCHS),
+        )
+        if written != w.cases:
+            raise ConcurrentUpdate(f"{w.cases - written} case(s) moved on since they were read")
 
     # ------------------------------------------------------------------ reads for rankings
 

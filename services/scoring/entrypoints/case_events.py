@@ -186,9 +186,8 @@ class CaseEventProjector:
     async def __call__(self, conn: asyncpg.Connection, batch: list[Decoded[ScoredEvent]]) -> Callable[[], None] | None:
         plan = self._plans.popleft() if self._plans else None
         if plan is not None and plan.generation == self.generation and _same(plan.good, batch):
-            try:
-                async with conn.transaction():  # a savepoint: a stale plan undoes only itself
-                    await ScoringStore(conn).write(plan.writes)
+            try:  # a stale plan writes nothing (the write is one statement that undoes itself): no savepoint
+                await ScoringStore(conn).write(plan.writes)
                 self.planned += 1
                 return None
             except ConcurrentUpdate:
@@ -205,9 +204,8 @@ class CaseEventProjector:
         use_cache = self.cache is not None
         for attempt in range(ATTEMPTS):
             change = await work_out(store, self.cache, events, use_cache)
-            try:
-                async with conn.transaction():  # a savepoint: a conflict undoes only this attempt
-                    await store.write(change)
+            try:  # a conflict writes nothing (see ScoringStore.write): the next attempt starts from the same state
+                await store.write(change)
                 return change
             except ConcurrentUpdate:
                 if attempt == ATTEMPTS - 1:
