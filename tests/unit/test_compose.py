@@ -540,6 +540,13 @@ def test_postgres_is_16_with_pg_isready_and_a_named_volume() -> None:
     )
 
 
+def test_postgres_keeps_a_gigabyte_of_wal_segments_for_reuse() -> None:
+    command = [str(part) for part in SERVICES["postgres"].get("command") or []]
+    assert command[:1] == ["postgres"], "the postgres command must start the server itself (the image's entrypoint)"
+    settings = dict(command[i + 1].split("=", 1) for i, part in enumerate(command) if part == "-c")
+    assert settings.get("min_wal_size") == "1GB", "min_wal_size=1GB: bursts reuse recycled WAL segments"
+
+
 def test_prometheus_mounts_the_scrape_config() -> None:
     assert "prometheus" in SERVICES, "docker-compose.yml needs a 'prometheus' service"
     prom = SERVICES["prometheus"]
