@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import itertools
 import json
 import os
 import re
@@ -128,7 +129,7 @@ class DiskProbe:
         block = os.urandom(8192)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            for n in range(10**9):
+            for n in itertools.count():
                 if self._stop.wait(0.01):
                     return
                 os.pwrite(fd, block, (n % 128) * 8192)
