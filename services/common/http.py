@@ -7,9 +7,11 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -79,10 +81,15 @@ def header_map(request: Request | Scope) -> dict[bytes, bytes]:
 
 
 async def read_body(
-    request: Request, model: type[B], max_bytes: int, headers: dict[bytes, bytes] | None = None
+    request: Request,
+    model: type[B],
+    max_bytes: int,
+    headers: dict[bytes, bytes] | None = None,
+    more_errors: Callable[[object], list[dict[str, str]]] | None = None,
 ) -> tuple[B, bytes]:
     """The raw body (capped) and its strict validation; any failure is a Problem naming the field. ``headers``: the
-    request's ``header_map`` if the caller has it already."""
+    request's ``header_map`` if the caller has it already. ``more_errors``: the caller's own checks, given the parsed
+    JSON of a body that failed validation, so that one answer names every field wrong (fields named already skip)."""
     headers = header_map(request) if headers is None else headers
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -100,7 +107,15 @@ async def read_body(
     except ValidationError as exc:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             raise Problem(400, "Malformed JSON", "the body is not valid JSON", field_errors(exc)) from exc
-        raise Problem(422, "Invalid request", "some fields are missing or invalid", field_errors(exc)) from exc
+        errors = field_errors(exc)
+        if more_errors is not None:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:  # JSON that pydantic reads and orjson does not (NaN, Infinity)
+                parsed = None
+            named = {e["field"] for e in errors}
+            errors += [e for e in more_errors(parsed) if e["field"] not in named]
+        raise Problem(422, "Invalid request", "some fields are missing or invalid", errors) from exc
 
 
 def install(app: FastAPI, service: str) -> None:

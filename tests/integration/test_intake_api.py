@@ -112,6 +112,24 @@ async def test_bad_input_names_the_field_and_stores_nothing(api: Api, body: dict
     assert await api.counts() == (0, 0, 0)
 
 
+async def test_one_answer_names_every_field_wrong_reference_checks_included(api: Api) -> None:
+    body = {k: v for k, v in BODY.items() if k != "description"} | {"category": "gossip", "unit_id": "atlantis"}
+    r = await api.post("hotline", body)
+    assert r.status_code == 422
+    reasons = {e["field"]: e["reason"] for e in r.json()["errors"]}
+    assert set(reasons) == {"description", "category", "unit_id"}
+    assert reasons["category"].startswith("unknown category; one of ")
+    # a field the model refuses is named once, with the model's reason
+    r = await api.post("hotline", body | {"category": 5})
+    assert [e["field"] for e in r.json()["errors"]].count("category") == 1
+    # JSON that pydantic reads and orjson does not (NaN) still answers 422, without the extra checks
+    raw = json.dumps(body | {"severity": float("nan")}).encode()
+    r = await api.post("hotline", raw=raw)
+    assert r.status_code == 422
+    assert {"description", "severity"} <= {e["field"] for e in r.json()["errors"]}
+    assert await api.counts() == (0, 0, 0)
+
+
 async def test_malformed_oversized_and_wrong_type_bodies(api: Api) -> None:
     assert (await api.post("hotline", raw=b"{oops")).status_code == 400
     assert (await api.post("hotline", raw=b"{" + b" " * 9000 + b"}")).status_code == 413

@@ -288,7 +288,7 @@ def create_app(
             raise http.Problem(403, "Forbidden", "only a filing channel may file complaints")
         given = headers.get(b"idempotency-key")
         key = idempotency(None if given is None else given.decode("latin-1"))
-        body, raw = await http.read_body(request, ComplaintRequest, max_body_bytes, headers)
+        body, raw = await http.read_body(request, ComplaintRequest, max_body_bytes, headers, _raw_reference_errors)
         _check_reference(body)
         person = body.complainant
         ref = complainant_ref()
@@ -547,13 +547,27 @@ def _api_key(headers: dict[bytes, bytes]) -> str | None:
     return None if key is None else key.decode("latin-1")
 
 
-def _check_reference(body: ComplaintRequest) -> None:
+def _reference_errors(category: object, unit_id: object) -> list[dict[str, str]]:
+    """A complaint's category and unit checked against the reference data; a value that is not a string is the
+    model's error, not this one's."""
     ref = reference()
     errors = []
-    if body.category not in ref.categories:
+    if isinstance(category, str) and category not in ref.categories:
         errors.append({"field": "category", "reason": f"unknown category; one of {', '.join(sorted(ref.categories))}"})
-    if body.unit_id not in ref.units:
+    if isinstance(unit_id, str) and unit_id not in ref.units:
         errors.append({"field": "unit_id", "reason": "unknown unit; see the unit list in the API docs"})
+    return errors
+
+
+def _raw_reference_errors(parsed: object) -> list[dict[str, str]]:
+    """The reference checks on a body that failed validation, so that its 422 names these fields too."""
+    if not isinstance(parsed, dict):
+        return []
+    return _reference_errors(parsed.get("category"), parsed.get("unit_id"))
+
+
+def _check_reference(body: ComplaintRequest) -> None:
+    errors = _reference_errors(body.category, body.unit_id)
     if errors:
         raise http.Problem(422, "Invalid request", "some fields are missing or invalid", errors)
 
