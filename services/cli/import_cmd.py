@@ -158,18 +158,23 @@ def validate(line: int, record: dict[str, Any]) -> Row | list[Bad]:
     if isinstance(person, dict):
         person = person | {f: fields.pop(f"complainant_{f}") for f in COMPLAINANT if f"complainant_{f}" in fields}
     body = fields | {"complainant": person}
-    try:
-        complaint = ComplaintRequest.model_validate_json(orjson.dumps(body), strict=True)
-    except ValidationError as exc:
-        return [Bad(line, record_id, _column(e["field"]), e["reason"]) for e in field_errors(exc)]
     ref = reference()
-    bad = []
-    if complaint.category not in ref.categories:
-        bad.append(Bad(line, record_id, "category", f"unknown category; one of {', '.join(sorted(ref.categories))}"))
-    if complaint.unit_id not in ref.units:
-        bad.append(Bad(line, record_id, "unit_id", "unknown unit id"))
-    if bad:
-        return bad
+    reasons = {
+        "category": f"unknown category; one of {', '.join(sorted(ref.categories))}",
+        "unit_id": "unknown unit id",
+    }
+
+    def unknown(category: object, unit_id: object) -> list[dict[str, str]]:
+        return [{"field": f, "reason": reasons[f]} for f in ref.unknown(category, unit_id)]
+
+    raw = orjson.dumps(body)
+    try:
+        complaint = ComplaintRequest.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        errors = field_errors(exc, raw, lambda parsed: unknown(parsed.get("category"), parsed.get("unit_id")))
+        return [Bad(line, record_id, _column(e["field"]), e["reason"]) for e in errors]
+    if bad := unknown(complaint.category, complaint.unit_id):
+        return [Bad(line, record_id, e["field"], e["reason"]) for e in bad]
     sent = orjson.dumps(complaint.model_dump(mode="json", exclude_none=True))
     return Row(line, record_id, sent, idempotency_key(record_id, sent))
 

@@ -62,7 +62,13 @@ class Problem(Exception):
         return JSONResponse(body, status_code=self.status, media_type=PROBLEM, headers=headers)
 
 
-def field_errors(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
+def field_errors(
+    exc: ValidationError | RequestValidationError,
+    body: bytes = b"",
+    more: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None,
+) -> list[dict[str, str]]:
+    """Each field the validation refused, and why. ``more``: the caller's own checks, given the JSON object ``body``
+    that failed, so that one answer names every field wrong (a field named already is skipped)."""
     errors = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
@@ -70,6 +76,14 @@ def field_errors(exc: ValidationError | RequestValidationError) -> list[dict[str
         if err.get("type") == "extra_forbidden":
             reason = "unknown field; it is not part of this request"
         errors.append({"field": ".".join(loc) or "body", "reason": reason})
+    if more is not None:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:  # JSON that pydantic reads and orjson does not (NaN, Infinity)
+            parsed = None
+        if isinstance(parsed, dict):
+            named = {e["field"] for e in errors}
+            errors += [e for e in more(parsed) if e["field"] not in named]
     return errors
 
 
@@ -85,11 +99,10 @@ async def read_body(
     model: type[B],
     max_bytes: int,
     headers: dict[bytes, bytes] | None = None,
-    more_errors: Callable[[object], list[dict[str, str]]] | None = None,
+    more_errors: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None,
 ) -> tuple[B, bytes]:
     """The raw body (capped) and its strict validation; any failure is a Problem naming the field. ``headers``: the
-    request's ``header_map`` if the caller has it already. ``more_errors``: the caller's own checks, given the parsed
-    JSON of a body that failed validation, so that one answer names every field wrong (fields named already skip)."""
+    request's ``header_map`` if the caller has it already; ``more_errors``: as for ``field_errors``."""
     headers = header_map(request) if headers is None else headers
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -107,14 +120,7 @@ async def read_body(
     except ValidationError as exc:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             raise Problem(400, "Malformed JSON", "the body is not valid JSON", field_errors(exc)) from exc
-        errors = field_errors(exc)
-        if more_errors is not None:
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:  # JSON that pydantic reads and orjson does not (NaN, Infinity)
-                parsed = None
-            named = {e["field"] for e in errors}
-            errors += [e for e in more_errors(parsed) if e["field"] not in named]
+        errors = field_errors(exc, body, more_errors)
         raise Problem(422, "Invalid request", "some fields are missing or invalid", errors) from exc
 
 

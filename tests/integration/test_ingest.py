@@ -122,6 +122,13 @@ async def test_every_invalid_kind_is_dead_lettered_with_its_reason_and_no_person
         ),
         "invalid_fields/unit": (setup.record("hotline", BODY | {"unit_id": "atlantis"}), "unit_id"),
         "invalid_fields/extra": (setup.record("hotline", BODY | {"admin": True}), "admin"),
+        "invalid_fields/every": (  # one reason names every field wrong, the reference checks too
+            setup.record(
+                "hotline",
+                {k: v for k, v in BODY.items() if k != "description"} | {"category": "gossip", "unit_id": "atlantis"},
+            ),
+            "description: Field required; category: unknown category; see docs/intake.md; unit_id: unknown unit",
+        ),
         "unauthenticated": (setup.record(None), "authorization"),
         "unauthenticated/unknown": (setup.record("rk_abc_nope"), "unknown"),
         "unauthenticated/garbled": (setup.record("rk_a\x00b_c"), "unknown"),

@@ -204,6 +204,13 @@ def test_errors_are_the_specs_array_with_the_right_status(intake: Intake) -> Non
         r = post(intake, data)
         assert r.status_code == status, (data, r.text)
         assert any(d.startswith(field) for d in errors(r)), (field, r.text)
+    # one answer names every field wrong: the reference checks beside the model's
+    r = post(intake, form(intake, service_code="gossip", description=None, **{"attribute[unit_id]": "atlantis"}))
+    assert r.status_code == 400
+    assert sorted(d.split(":")[0] for d in errors(r)) == ["attribute[unit_id]", "description", "service_code"]
+    assert "attribute[unit_id]: unknown unit; see services.json" in errors(r)
+    r = post(intake, form(intake, description=None, **{"attribute[unit_id]": "atlantis"}))
+    assert "attribute[unit_id]: unknown unit; see services/inaction.json" in errors(r), r.text
     r = httpx.post(f"{intake.base}/requests.json", content=b"a=b", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415 and errors(r)
     assert httpx.get(f"{intake.base}/services.yaml").status_code == 404

@@ -33,6 +33,17 @@ class Reference(BaseModel):
     units: dict[str, Unit]
     categories: dict[str, Named]
 
+    def unknown(self, category: object, unit_id: object) -> list[str]:
+        """Which of a complaint's ``category`` and ``unit_id`` are not in this reference (a value that is not a string
+        is left to the complaint's own validation). Every way in checks a complaint with this, beside the model's
+        errors, so that one answer names every field wrong."""
+        fields = []
+        if isinstance(category, str) and category not in self.categories:
+            fields.append("category")
+        if isinstance(unit_id, str) and unit_id not in self.units:
+            fields.append("unit_id")
+        return fields
+
 
 @lru_cache(maxsize=1)
 def reference() -> Reference:

@@ -548,21 +548,21 @@ def _api_key(headers: dict[bytes, bytes]) -> str | None:
 
 
 def _reference_errors(category: object, unit_id: object) -> list[dict[str, str]]:
-    """A complaint's category and unit checked against the reference data; a value that is not a string is the
-    model's error, not this one's."""
+    """A complaint's category and unit checked against the reference data (on every filing: the reasons are written
+    only when one is unknown)."""
     ref = reference()
-    errors = []
-    if isinstance(category, str) and category not in ref.categories:
-        errors.append({"field": "category", "reason": f"unknown category; one of {', '.join(sorted(ref.categories))}"})
-    if isinstance(unit_id, str) and unit_id not in ref.units:
-        errors.append({"field": "unit_id", "reason": "unknown unit; see the unit list in the API docs"})
-    return errors
-
-
-def _raw_reference_errors(parsed: object) -> list[dict[str, str]]:
-    """The reference checks on a body that failed validation, so that its 422 names these fields too."""
-    if not isinstance(parsed, dict):
+    unknown = ref.unknown(category, unit_id)
+    if not unknown:
         return []
+    reasons = {
+        "category": f"unknown category; one of {', '.join(sorted(ref.categories))}",
+        "unit_id": "unknown unit; see the unit list in the API docs",
+    }
+    return [{"field": field, "reason": reasons[field]} for field in unknown]
+
+
+def _raw_reference_errors(parsed: dict[str, Any]) -> list[dict[str, str]]:
+    """The reference checks on a body that failed validation, so that its 422 names these fields too."""
     return _reference_errors(parsed.get("category"), parsed.get("unit_id"))
 
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -156,7 +156,7 @@ class Ingestor:
         idempotency = _idempotency_key(record)
         if isinstance(idempotency, Rejected):
             return idempotency
-        body = _validate(ComplaintRequest, record.value)
+        body = _validate(ComplaintRequest, record.value, _reference_errors)
         if isinstance(body, Rejected):
             return body
         return _filing(record, who, idempotency, body)
@@ -176,12 +176,19 @@ class Ingestor:
         return refused
 
 
+_UNKNOWN = {"category": "unknown category; see docs/intake.md", "unit_id": "unknown unit; see docs/intake.md"}
+
+
+def _reference_errors(parsed: dict[str, Any]) -> list[dict[str, str]]:
+    """A complaint's category and unit that the reference data does not list."""
+    unknown = reference().unknown(parsed.get("category"), parsed.get("unit_id"))
+    return [{"field": f, "reason": _UNKNOWN[f]} for f in unknown]
+
+
 def _filing(record: Record, who: Agency, key: str | None, body: ComplaintRequest) -> Submit | Rejected:
-    ref = reference()
-    if body.category not in ref.categories:
-        return Rejected("invalid_fields", "category: unknown category; see docs/intake.md")
-    if body.unit_id not in ref.units:
-        return Rejected("invalid_fields", "unit_id: unknown unit; see docs/intake.md")
+    unknown = reference().unknown(body.category, body.unit_id)
+    if unknown:
+        return Rejected("invalid_fields", "; ".join(f"{f}: {_UNKNOWN[f]}" for f in unknown))
     cref = complainant_ref()
     person = body.complainant
 
@@ -237,13 +244,17 @@ def _command(record: Record, who: Agency, path: str, seen: Seen) -> Submit | Rej
     )
 
 
-def _validate(model: type[B], value: bytes) -> B | Rejected:
+def _validate(
+    model: type[B], value: bytes, more: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None
+) -> B | Rejected:
+    """The message's value validated strictly; else why not, every field wrong named (``more``: as for
+    ``http.field_errors``)."""
     try:
         return model.model_validate_json(value, strict=True)
     except ValidationError as exc:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return Rejected("bad_json", "the value is not valid JSON")
-        described = "; ".join(f"{e['field']}: {e['reason']}" for e in http.field_errors(exc))
+        described = "; ".join(f"{e['field']}: {e['reason']}" for e in http.field_errors(exc, value, more))
         return Rejected("invalid_fields", described[:1000])
 
 

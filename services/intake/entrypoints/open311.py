@@ -313,18 +313,21 @@ def _complaint(form: Fields) -> ComplaintRequest:
         "severity": form.get("attribute[severity]"),
         "complainant": {k: v for k, v in person.items() if v is not None},
     }
-    try:
-        complaint = ComplaintRequest.model_validate_json(
-            orjson.dumps({k: v for k, v in body.items() if v is not None}), strict=True
-        )
-    except ValidationError as exc:
-        problems += [f"{_open311_name(e['field'])}: {e['reason']}" for e in http.field_errors(exc)]
-        raise Open311Error(400, *problems) from None
     ref = reference()
-    if complaint.category not in ref.categories:
-        problems.append("service_code: unknown service; see services.json")
-    if complaint.unit_id not in ref.units:
-        problems.append(f"attribute[unit_id]: unknown unit; see services/{complaint.category}.json")
+    code = body["category"]
+    definition = f"services/{code}.json" if code in ref.categories else "services.json"  # where the units are listed
+    reasons = {"category": "unknown service; see services.json", "unit_id": f"unknown unit; see {definition}"}
+
+    def unknown(category: object, unit_id: object) -> list[dict[str, str]]:
+        return [{"field": f, "reason": reasons[f]} for f in ref.unknown(category, unit_id)]
+
+    raw = orjson.dumps({k: v for k, v in body.items() if v is not None})
+    try:
+        complaint = ComplaintRequest.model_validate_json(raw, strict=True)
+        errors = unknown(complaint.category, complaint.unit_id)
+    except ValidationError as exc:
+        errors = http.field_errors(exc, raw, lambda parsed: unknown(parsed.get("category"), parsed.get("unit_id")))
+    problems += [f"{_open311_name(e['field'])}: {e['reason']}" for e in errors]
     if problems:
         raise Open311Error(400, *problems)
     return complaint
