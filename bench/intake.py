@@ -1,6 +1,6 @@
 """Accepted complaints per second through intake's HTTP API, against a bare endpoint of the same framework.
 
-    .venv/bin/python -m bench.intake [--seconds 10] [--rounds 3] [--connections 64] [--rate 1000]
+    .venv/bin/python -m bench.intake [--seconds 10] [--rounds 3] [--connections 64] [--rate 1000] [--fixed-seconds 30]
 
 Starts a durable PostgreSQL (fsync on) with infra/stack.py, intake-api as `rectify serve intake-api`
 (one uvicorn process), and `bench/bare_app.py` on uvicorn (one process). wrk (Debian package) drives each
@@ -185,6 +185,13 @@ async def checkpoint(dsn: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="each full-speed phase")
+    parser.add_argument(
+        "--fixed-seconds",
+        type=int,
+        default=30,
+        help="each fixed-rate phase: the p99 is the slowest 1%% of rate x seconds requests, and a disk stall delays"
+        " every commit in flight at once, so a short phase makes the p99 hang on one or two such moments",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="intake then bare, this many times")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rate", type=int, default=1000)
@@ -251,12 +258,12 @@ def main() -> None:
         # created and zero-filled while the WAL write lock is held, stalling every commit in flight for 40-95 ms
         # (about one segment every 5 s at this rate; docs/benchmarks.md). The checkpoint puts it in that state.
         asyncio.run(checkpoint(env["DATABASE_URL"]))
-        console.print(f"intake at a fixed {args.rate}/s for {args.seconds}s ...")
+        console.print(f"intake at a fixed {args.rate}/s for {args.fixed_seconds}s ...")
         with DiskProbe(work) as probe:
-            fixed, _ = run_hey(intake_url, key, args.rate, args.seconds, body_file)
+            fixed, _ = run_hey(intake_url, key, args.rate, args.fixed_seconds, body_file)
         disk = probe.figures()
-        console.print(f"bare endpoint at a fixed {args.rate}/s for {args.seconds}s ...")
-        bare_fixed, _ = run_hey(bare_url, key, args.rate, args.seconds, body_file)
+        console.print(f"bare endpoint at a fixed {args.rate}/s for {args.fixed_seconds}s ...")
+        bare_fixed, _ = run_hey(bare_url, key, args.rate, args.fixed_seconds, body_file)
     finally:
         if bare is not None:
             bare.terminate()
